@@ -1,0 +1,382 @@
+"""The one place that touches bokeh's internals.
+
+Everything here is a thin, typed adapter over bokeh: Document <-> JSON with binary
+buffers (PROTOCOL.md §4), building and applying PATCH-DOC contents with a setter
+(echo suppression, §4.3), tokens and session ids (§1.4), client-side session
+callbacks, embed HTML and the browser. Other modules see plain Python values
+(JSON-compatible trees and ``(id, bytes)`` buffer pairs), never bokeh's
+serialization classes, so a change in bokeh's internals is fixed here alone.
+
+Model ids: bokeh's default ids are a per-process counter (``p1000``, ``p1001``,
+...), so a model created in this process can get the id of a different model on
+the server and be silently mapped onto it (PROTOCOL.md §10, pitfall 6). Importing
+this module therefore switches the process to globally unique model ids, exactly
+as ``BOKEH_SIMPLE_IDS=no`` does, unless the user has set ``BOKEH_SIMPLE_IDS``
+explicitly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import bokeh
+from bokeh.client.states import ErrorReason
+from bokeh.core.serialization import Buffer, Serialized, Serializer
+from bokeh.document import Document
+from bokeh.document.callbacks import invoke_with_curdoc
+from bokeh.document.events import (
+    DocumentChangedEvent,
+    DocumentPatchedEvent,
+    SessionCallbackAdded,
+    SessionCallbackRemoved,
+)
+from bokeh.model import Model
+from bokeh.resources import DEFAULT_SERVER_HTTP_URL as _BOKEH_DEFAULT_URL
+from bokeh.server.callbacks import (
+    NextTickCallback,
+    PeriodicCallback,
+    SessionCallback,
+    TimeoutCallback,
+)
+from bokeh.settings import settings
+from bokeh.util import token as bokeh_token
+from bokeh.util.serialization import make_id
+
+__all__ = [
+    "BOKEH_VERSION",
+    "DEFAULT_SERVER_HTTP_URL",
+    "CallbackSpec",
+    "Document",
+    "EncodedEvents",
+    "ErrorReason",
+    "Model",
+    "PatchOutcome",
+    "apply_patch",
+    "callback_spec",
+    "classify_event",
+    "document_content",
+    "encode_events",
+    "merge_encoded_events",
+    "new_document_from_reply",
+    "replace_document_from_reply",
+    "resolve_signing",
+    "server_session_script",
+    "session_id_and_token",
+    "versions_compatible",
+]
+
+log = logging.getLogger(__name__)
+
+BOKEH_VERSION: str = bokeh.__version__
+DEFAULT_SERVER_HTTP_URL: str = _BOKEH_DEFAULT_URL
+
+BufferPair = tuple[str, bytes]
+
+
+def _use_unique_model_ids() -> None:
+    if "BOKEH_SIMPLE_IDS" not in os.environ:
+        settings.simple_ids.set_value(False)
+
+
+_use_unique_model_ids()
+
+
+def new_model_id() -> str:
+    """A fresh model id as this process now makes them (unique unless overridden)."""
+    return str(make_id())
+
+
+# -- tokens and session ids (PROTOCOL.md §1.4) ---------------------------------
+
+
+def resolve_signing(secret_key: str | bytes | None, sign_sessions: bool | None) -> tuple[bytes | None, bool]:
+    """Decide the secret key and whether to sign, reading the environment now.
+
+    Explicit arguments win. ``BOKEH_SECRET_KEY`` supplies a missing key;
+    ``BOKEH_SIGN_SESSIONS`` (any non-empty value, as bokeh reads it) turns signing
+    on when ``sign_sessions`` is None; an explicit key also turns it on.
+
+    Raises:
+        ValueError: signing was asked for without any secret key.
+    """
+    key: str | bytes | None = secret_key
+    if key is None:
+        key = os.environ.get("BOKEH_SECRET_KEY") or None
+    key_bytes = key.encode("utf-8") if isinstance(key, str) else key
+    if sign_sessions is None:
+        sign = bool(os.environ.get("BOKEH_SIGN_SESSIONS")) or secret_key is not None
+    else:
+        sign = sign_sessions
+    if sign and not key_bytes:
+        raise ValueError(
+            "signed sessions need a secret key: pass secret_key=... or set BOKEH_SECRET_KEY "
+            "to the server's key"
+        )
+    return key_bytes, sign
+
+
+def new_session_id(secret_key: bytes | None, signed: bool) -> str:
+    """A new random session id (44 characters, plus a signature when signed)."""
+    return str(bokeh_token.generate_session_id(secret_key=secret_key, signed=signed))
+
+
+def session_id_and_token(
+    session_id: str,
+    *,
+    secret_key: bytes | None,
+    signed: bool,
+    expiration: int,
+) -> str:
+    """Mint a token for ``session_id`` valid for ``expiration`` seconds from now."""
+    return str(
+        bokeh_token.generate_jwt_token(
+            session_id, secret_key=secret_key, signed=signed, expiration=expiration
+        )
+    )
+
+
+def versions_compatible(server_version: str) -> bool:
+    """True when the server's bokeh has the same major.minor as ours (§8)."""
+    return _minor(server_version) == _minor(BOKEH_VERSION)
+
+
+def _minor(version: str) -> tuple[str, ...]:
+    return tuple(version.split(".")[:2])
+
+
+# -- documents (PROTOCOL.md §4.2) ------------------------------------------------
+
+
+def _serialized(content: Any, buffers: Sequence[BufferPair]) -> Serialized[Any]:
+    return Serialized(content, [Buffer(_as_id(bid), data) for bid, data in buffers])
+
+
+def _as_id(value: str) -> Any:
+    return value
+
+
+def new_document_from_reply(content: Any, buffers: Sequence[BufferPair]) -> Document:
+    """Build a Document from a PULL-DOC-REPLY content and its buffers.
+
+    Raises:
+        ValueError: the content has no ``doc``.
+    """
+    doc_json = _doc_json(content)
+    return Document.from_json(_serialized(doc_json, buffers))
+
+
+def replace_document_from_reply(doc: Document, content: Any, buffers: Sequence[BufferPair]) -> None:
+    """Overwrite ``doc`` in place with a PULL-DOC-REPLY content (on its home thread)."""
+    doc.replace_with_json(_serialized(_doc_json(content), buffers))
+
+
+def _doc_json(content: Any) -> Any:
+    if not isinstance(content, dict) or not isinstance(content.get("doc"), dict):
+        raise ValueError("PULL-DOC-REPLY without a 'doc' object")
+    return content["doc"]
+
+
+def document_content(doc: Document) -> tuple[dict[str, Any], list[BufferPair]]:
+    """The PUSH-DOC content for ``doc`` and its buffers (bokeh 3.9: binary buffers)."""
+    serialized: Any = doc.to_json()
+    if isinstance(serialized, Serialized):
+        return {"doc": serialized.content}, [(str(b.id), b.to_bytes()) for b in serialized.buffers]
+    return {"doc": serialized}, []
+
+
+# -- outgoing patches (PROTOCOL.md §4.3) -----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedEvents:
+    """Serialized patch events (JSON-compatible trees) and the buffers they name."""
+
+    events: list[Any]
+    buffers: list[BufferPair]
+
+
+def encode_events(doc: Document, events: Sequence[DocumentPatchedEvent]) -> EncodedEvents:
+    """Serialize ``events`` now, as a snapshot, exactly as bokeh's PATCH-DOC does.
+
+    Models the document already synced become references; new ones are sent in
+    full and then marked as synced. Buffers are copied, so later in-place changes
+    to the user's arrays do not alter what is sent.
+    """
+    serializer = Serializer(references=doc.models.synced_references)
+    encoded = serializer.encode(list(events))
+    doc.models.flush_synced(lambda model: not serializer.has_ref(model))
+    buffers = [(str(b.id), b.to_bytes()) for b in serializer.buffers]
+    return EncodedEvents(list(encoded), buffers)
+
+
+def merge_encoded_events(events: list[Any]) -> list[Any]:
+    """Merge runs of single-source stream events into one event each.
+
+    Streaming rows ``a`` then ``b`` into the same column data source with the same
+    ``rollover`` is the same as streaming ``a + b`` once. A burst of small
+    ``stream()`` calls therefore reaches the server as one event per run, which
+    the server applies in one step instead of thousands. Only events whose every
+    column is a plain list (no binary buffer) are merged.
+    """
+    merged: list[Any] = []
+    for event in events:
+        if merged and _can_merge_streams(merged[-1], event):
+            last = merged[-1]
+            for (_, old), (_, new) in zip(last["data"]["entries"], event["data"]["entries"], strict=True):
+                old.extend(new)
+            continue
+        if _is_plain_stream(event):
+            event = dict(event)
+            event["data"] = {
+                "type": "map",
+                "entries": [[key, list(value)] for key, value in event["data"]["entries"]],
+            }
+        merged.append(event)
+    return merged
+
+
+def _is_plain_stream(event: Any) -> bool:
+    if not isinstance(event, dict) or event.get("kind") != "ColumnsStreamed":
+        return False
+    data = event.get("data")
+    if not isinstance(data, dict) or data.get("type") != "map":
+        return False
+    entries = data.get("entries")
+    return isinstance(entries, list) and all(
+        isinstance(entry, list | tuple) and len(entry) == 2 and isinstance(entry[1], list)
+        for entry in entries
+    )
+
+
+def _can_merge_streams(last: Any, event: Any) -> bool:
+    if not (_is_plain_stream(last) and _is_plain_stream(event)):
+        return False
+    if last["model"] != event["model"] or last["attr"] != event["attr"]:
+        return False
+    if last.get("rollover") != event.get("rollover"):
+        return False
+    last_keys = [key for key, _ in last["data"]["entries"]]
+    keys = [key for key, _ in event["data"]["entries"]]
+    return last_keys == keys
+
+
+def patch_content_json(events: Sequence[Any]) -> str:
+    """JSON text of a PATCH-DOC content holding ``events``."""
+    return json.dumps({"events": list(events)}, separators=(",", ":"), allow_nan=False)
+
+
+# -- incoming patches ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PatchOutcome:
+    """What applying a server patch did.
+
+    ``error`` is None when the patch applied. Otherwise the document may be out of
+    sync with the server (an unknown model reference, a value this bokeh cannot
+    decode) and the caller must re-pull.
+    """
+
+    error: Exception | None = None
+
+
+def apply_patch(doc: Document, content: Any, buffers: Sequence[BufferPair], setter: object) -> PatchOutcome:
+    """Apply a server PATCH-DOC to ``doc`` with ``setter`` (on the home thread).
+
+    Patches that refer to models the document once had but dropped are ignored by
+    bokeh itself (§3). Any other failure is returned, not raised, because the
+    remedy (a re-pull) belongs to the session.
+    """
+    payload = _serialized(content, buffers)
+    try:
+        invoke_with_curdoc(doc, lambda: doc.apply_json_patch(payload, setter=setter))  # type: ignore[arg-type]
+    except Exception as exc:  # noqa: BLE001 - every failure means "re-pull", reported to the caller
+        return PatchOutcome(error=exc)
+    return PatchOutcome()
+
+
+# -- document change events --------------------------------------------------------
+
+EventKind = Literal["patch", "callback_added", "callback_removed", "other"]
+
+
+def classify_event(event: DocumentChangedEvent) -> EventKind:
+    """What a document change event means to a session."""
+    if isinstance(event, DocumentPatchedEvent):
+        return "patch"
+    if isinstance(event, SessionCallbackAdded):
+        return "callback_added"
+    if isinstance(event, SessionCallbackRemoved):
+        return "callback_removed"
+    return "other"
+
+
+def event_setter(event: DocumentChangedEvent) -> object:
+    """The setter a change was made with (None for a plain assignment)."""
+    return event.setter
+
+
+def event_callback(event: DocumentChangedEvent) -> SessionCallback:
+    """The session callback object of a SessionCallbackAdded/Removed event."""
+    callback: SessionCallback = event.callback  # type: ignore[attr-defined]
+    return callback
+
+
+def document_session_callbacks(doc: Document) -> list[SessionCallback]:
+    """Session callbacks added to ``doc`` before a session was attached."""
+    return list(doc.session_callbacks)
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackSpec:
+    """How to schedule one client-side session callback.
+
+    ``kind`` is "periodic", "timeout" or "next_tick"; ``seconds`` is the period or
+    the delay; ``function`` is bokeh's wrapped callable (sets curdoc, and removes a
+    one-shot callback from the document before running it).
+    """
+
+    kind: Literal["periodic", "timeout", "next_tick"]
+    seconds: float
+    function: Callable[[], Any]
+
+
+def callback_spec(callback: SessionCallback) -> CallbackSpec:
+    """Describe a bokeh session callback for scheduling on a loop."""
+    function: Callable[[], Any] = callback.callback
+    if isinstance(callback, PeriodicCallback):
+        return CallbackSpec("periodic", callback.period / 1000.0, function)
+    if isinstance(callback, TimeoutCallback):
+        return CallbackSpec("timeout", callback.timeout / 1000.0, function)
+    if isinstance(callback, NextTickCallback):
+        return CallbackSpec("next_tick", 0.0, function)
+    raise TypeError(f"unknown session callback type {type(callback).__name__}")
+
+
+# -- display --------------------------------------------------------------------
+
+
+def server_session_script(model: Model | None, session_id: str, app_url: str) -> str:
+    """The HTML ``<script>`` that embeds a live server session (BokehJS autoload)."""
+    from bokeh.embed import server_session
+
+    return str(server_session(model=model, session_id=session_id, url=app_url))
+
+
+def open_browser(url: str, browser: str | None, new: Literal["tab", "window"]) -> None:
+    """Open ``url`` in a browser the way ``bokeh.client.show_session`` does."""
+    from bokeh.util.browser import get_browser_controller
+
+    controller = get_browser_controller(browser=browser)
+    controller.open(url, new={"tab": 2, "window": 1}[new])
+
+
+def add_root_if_missing(doc: Document, obj: Model) -> None:
+    """Add ``obj`` to ``doc``'s roots unless it is one already (ClientSession.show)."""
+    if obj not in doc.roots:
+        doc.add_root(obj)

@@ -1,0 +1,313 @@
+"""The ``bokeh.client``-compatible synchronous API.
+
+``ClientSession``, ``pull_session``, ``push_session`` and ``show_session`` have the
+names, parameters and defaults of ``bokeh.client`` (3.x), so existing scripts run
+unchanged, and they also work inside a Jupyter cell, where ``bokeh.client`` fails
+with "Cannot run the event loop while another loop is running".
+
+How: every method submits the matching ``AsyncClientSession`` coroutine to the
+package-wide engine loop (a daemon thread, ``engine.py``) and waits on its
+future. The waiting thread never needs its own loop to make progress, so a
+notebook cell can block on it safely; while it waits on the Document's home
+thread it also applies the server's patches as they arrive (``Home.wait``). This
+module is a facade of one line per method: the logic lives in ``session.py``
+only. Rejected alternatives are listed in ``engine.py``.
+
+Keyword-only ``**options`` accepted everywhere: ``secret_key``, ``sign_sessions``,
+``headers``, ``cookies``, ``ssl``, ``timeout``, ``token_expiration`` (see
+``AsyncClientSession``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Coroutine, Mapping
+from types import TracebackType
+from typing import Any, Literal, Self, TypeVar
+
+from . import _bokeh
+from ._bokeh import DEFAULT_SERVER_HTTP_URL, Document, Model
+from .engine import current_home, get_engine
+from .exceptions import ConnectError, SessionStateError
+from .protocol import urls
+from .protocol.messages import ServerInfo
+from .session import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_SERVER_WEBSOCKET_URL,
+    AsyncClientSession,
+)
+from .status import SessionStatus
+
+__all__ = [
+    "DEFAULT_SERVER_HTTP_URL",
+    "DEFAULT_SERVER_WEBSOCKET_URL",
+    "DEFAULT_SESSION_ID",
+    "ClientSession",
+    "pull_session",
+    "push_session",
+    "server_url",
+    "show_session",
+]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_SESSION_ID = "default"
+
+
+class ClientSession:
+    """A live, two-way synced server session; drop-in for ``bokeh.client.ClientSession``.
+
+    Usable in scripts, IPython and notebook cells. The Document's home is the
+    thread that creates the session: call blocking methods from that thread (in a
+    script, server changes and document callbacks are applied while a blocking
+    call or ``loop_until_closed()`` runs; in a notebook, between cells as well).
+
+    Args: as ``AsyncClientSession``; ``io_loop`` is accepted and ignored.
+    """
+
+    def __init__(
+        self,
+        session_id: str | None = None,
+        websocket_url: str = DEFAULT_SERVER_WEBSOCKET_URL,
+        io_loop: object | None = None,
+        arguments: Mapping[str, str] | None = None,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        **options: Any,
+    ) -> None:
+        self._home = current_home()
+        self._engine = get_engine()
+        self._session = AsyncClientSession(
+            session_id, websocket_url, io_loop, arguments, max_message_size, home=self._home, **options
+        )
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        home = self._home
+        if home.owns_loop and not home.on_home_thread():
+            coro.close()
+            raise SessionStateError(
+                "this session's document lives on another thread; call its blocking "
+                "methods from the thread that created it"
+            )
+        return home.wait(self._engine.submit(coro))
+
+    # -- bokeh.client API ---------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        """The server session id."""
+        return self._session.id
+
+    @property
+    def token(self) -> str:
+        """A freshly minted token for this session."""
+        return self._session.token
+
+    @property
+    def url(self) -> str:
+        """The websocket URL."""
+        return self._session.url
+
+    @property
+    def document(self) -> Document | None:
+        """The synced Document; None until ``pull()`` or ``push()`` succeeds."""
+        return self._session.document
+
+    @property
+    def connected(self) -> bool:
+        """True while connected (after ACK, before close or failure)."""
+        return self._session.connected
+
+    @property
+    def arguments(self) -> dict[str, str] | None:
+        """The query arguments sent with the websocket request."""
+        return self._session.arguments
+
+    @property
+    def error_reason(self) -> _bokeh.ErrorReason | None:
+        """``bokeh.client.states.ErrorReason`` of the failure, else None."""
+        return self._session.error_reason
+
+    @property
+    def error_code(self) -> int | None:
+        """HTTP status or close code of the failure; 0 while there is none."""
+        return self._session.error_code
+
+    @property
+    def error_detail(self) -> str:
+        """Description of the failure; "" while there is none."""
+        return self._session.error_detail
+
+    def connect(self) -> None:
+        """Connect and wait for the server's ACK; raises on failure (see AsyncClientSession)."""
+        self._run(self._session.connect())
+
+    def pull(self) -> None:
+        """Replace the local document with the server's (creating it the first time)."""
+        self._run(self._session.pull())
+
+    def push(self, document: Document | None = None) -> None:
+        """Replace the server's document with ``document`` (or the attached one)."""
+        self._run(self._session.push(document))
+
+    def request_server_info(self) -> ServerInfo:
+        """The server's version info (cached per connection)."""
+        return self._run(self._session.request_server_info())
+
+    def force_roundtrip(self) -> None:
+        """Wait until the server processed all changes sent so far (see AsyncClientSession)."""
+        self._run(self._session.force_roundtrip())
+
+    def check_connection_errors(self) -> None:
+        """Raise the error that ended (or prevented) the connection, if any.
+
+        Raises:
+            ConnectError or another ``BokehClientError`` (all ``OSError`` or
+            ``RuntimeError``, as in ``bokeh.client``).
+        """
+        if self.connected:
+            return
+        failure = self._session.last_error
+        if failure is not None:
+            raise failure
+        raise ConnectError(f"session {self.id[:8]}… is not connected to {self.url}", url=self.url)
+
+    def close(self, why: str = "closed") -> None:
+        """Close the session (sends what is queued first). Idempotent."""
+        self._run(self._session.close(why))
+
+    def loop_until_closed(self) -> None:
+        """Block until the connection ends, applying server changes meanwhile."""
+        self._run(self._session.wait_closed())
+
+    def show(
+        self,
+        obj: Model | None = None,
+        browser: str | None = None,
+        new: Literal["tab", "window"] = "tab",
+    ) -> None:
+        """Add ``obj`` as a root if needed, then show the session in a browser."""
+        if obj is not None:
+            doc = self._session.document
+            if doc is None:
+                raise SessionStateError("pull() or push() before show(obj)")
+            _bokeh.add_root_if_missing(doc, obj)
+        show_session(session=self, browser=browser, new=new)
+
+    def embed_html(self, model: Model | None = None) -> str:
+        """HTML ``<script>`` that embeds this session (or one of its models) live."""
+        return self._session.embed_html(model)
+
+    # -- extras ----------------------------------------------------------------------
+
+    @property
+    def app_url(self) -> str:
+        """The http(s) URL of the app."""
+        return self._session.app_url
+
+    @property
+    def status(self) -> SessionStatus:
+        """The latest status snapshot."""
+        return self._session.status
+
+    @property
+    def async_session(self) -> AsyncClientSession:
+        """The underlying AsyncClientSession (runs on the engine loop)."""
+        return self._session
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<ClientSession {self.id[:8]}… {self.url} {self.status.state.value}>"
+
+
+def server_url(url: str = "default", app_path: str | None = None) -> str:
+    """The http(s) URL of an app: ``url`` ("default" = ``DEFAULT_SERVER_HTTP_URL``) joined with ``app_path``."""
+    if not isinstance(url, str):
+        raise TypeError(f"url must be a str, got {type(url).__name__}")
+    base = DEFAULT_SERVER_HTTP_URL if url == "default" else url
+    if base.startswith(("ws://", "wss://")):
+        raise ValueError(f"url should be the http(s) URL of the app, not a websocket URL: {url!r}")
+    return urls.app_url(base, app_path)
+
+
+def pull_session(
+    session_id: str | None = None,
+    url: str = "default",
+    app_path: str | None = None,
+    io_loop: object | None = None,
+    arguments: Mapping[str, str] | None = None,
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    **options: Any,
+) -> ClientSession:
+    """Open a session on the app at ``url`` (+ ``app_path``) and pull its document.
+
+    Returns a connected ``ClientSession`` whose ``document`` mirrors the server's.
+    Raises the errors of ``ClientSession.connect``/``pull``; nothing is left open
+    on failure.
+    """
+    ws_url = urls.websocket_url_for_server_url(server_url(url, app_path))
+    session = ClientSession(session_id, ws_url, io_loop, arguments, max_message_size, **options)
+    _or_close(session, session.pull)
+    return session
+
+
+def push_session(
+    document: Document,
+    session_id: str | None = None,
+    url: str = "default",
+    app_path: str | None = None,
+    io_loop: object | None = None,
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    **options: Any,
+) -> ClientSession:
+    """Open a session on the app at ``url`` and replace its document with ``document``."""
+    if not isinstance(document, Document):
+        raise TypeError(f"push_session needs a bokeh Document, got {type(document).__name__}")
+    ws_url = urls.websocket_url_for_server_url(server_url(url, app_path))
+    session = ClientSession(session_id, ws_url, io_loop, None, max_message_size, **options)
+    _or_close(session, lambda: session.push(document))
+    return session
+
+
+def _or_close(session: ClientSession, action: Any) -> None:
+    try:
+        action()
+    except BaseException:
+        session.close()
+        raise
+
+
+def show_session(
+    session_id: str | None = None,
+    url: str = "default",
+    app_path: str | None = None,
+    session: ClientSession | None = None,
+    browser: str | None = None,
+    new: Literal["tab", "window"] = "tab",
+    controller: Any | None = None,
+) -> None:
+    """Open a browser on a session: ``session``'s, or ``session_id`` on ``url``."""
+    if session is not None:
+        app = session.app_url
+        session_id = session.id
+    else:
+        app = server_url(url, app_path)
+        if session_id is None:
+            key, signed = _bokeh.resolve_signing(None, None)
+            session_id = _bokeh.new_session_id(key, signed)
+    target = urls.http_url_for_session(app, session_id)
+    if controller is not None:
+        controller.open(target, new={"tab": 2, "window": 1}[new])
+    else:
+        _bokeh.open_browser(target, browser, new)

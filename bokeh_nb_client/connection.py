@@ -1,0 +1,352 @@
+"""The asyncio driver of the protocol core, on one running loop.
+
+A ``Connection`` owns one reader task, which feeds every received fragment to the
+sans-I/O ``ClientProtocol`` and dispatches what comes out: replies resolve the
+futures of ``request()``, unsolicited PATCH-DOCs go to ``on_patch`` (synchronously,
+in arrival order, so a patch that arrived before a reply is always handled before
+the requester resumes: PROTOCOL.md §3, "reply ordering"). Writes of whole messages
+are serialized by one lock, so fragments never interleave (§2, atomicity).
+
+Invariants:
+
+* Nothing is sent before the server's ACK (``open`` returns only after it).
+* When the connection ends, for whatever reason, every pending request fails
+  with the error that ended it, ``on_closed`` runs exactly once, and the reader
+  task has finished: no task outlives the connection.
+* A request that timed out is abandoned in the protocol, so its late reply is
+  dropped instead of being mistaken for an unsolicited one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .exceptions import (
+    BokehClientError,
+    ConnectionClosed,
+    HandshakeRejected,
+    MessageTooBig,
+    RemoteProtocolError,
+    ServerError,
+    Timeout,
+)
+from .protocol.events import (
+    Acknowledged,
+    ErrorReplyReceived,
+    Event,
+    PatchReceived,
+    ReplyReceived,
+)
+from .protocol.machine import ClientProtocol, State
+from .protocol.messages import IdFactory, MsgType
+from .protocol.wire import WireMessage
+from .transport.base import Transport
+from .transport.websocket import closed_error
+
+__all__ = ["Connection", "ConnectionStats"]
+
+log = logging.getLogger(__name__)
+
+PatchHandler = Callable[[WireMessage], None]
+ClosedHandler = Callable[[BokehClientError], None]
+
+
+@dataclass(slots=True)
+class ConnectionStats:
+    """Counters a status view shows. Updated on the connection's loop only."""
+
+    messages_in: int = 0
+    messages_out: int = 0
+    last_rtt: float | None = None
+    last_activity: float | None = None
+
+
+class Connection:
+    """One Bokeh protocol connection over a Transport. Create with :meth:`open`."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        on_patch: PatchHandler,
+        on_closed: ClosedHandler | None = None,
+        id_factory: IdFactory | None = None,
+    ) -> None:
+        self._transport = transport
+        self._protocol = ClientProtocol(id_factory)
+        self._on_patch = on_patch
+        self._on_closed = on_closed
+        self._pending: dict[str, asyncio.Future[WireMessage]] = {}
+        self._sent_at: dict[str, float] = {}
+        self._write_lock = asyncio.Lock()
+        self._acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._closed = asyncio.Event()
+        self._failure: BokehClientError | None = None
+        self.stats = ConnectionStats()
+        self._reader = asyncio.get_running_loop().create_task(
+            self._read_loop(), name=f"bokeh-nb-client reader {transport.url}"
+        )
+
+    @classmethod
+    async def open(
+        cls,
+        transport: Transport,
+        *,
+        on_patch: PatchHandler,
+        on_closed: ClosedHandler | None = None,
+        ack_timeout: float,
+        id_factory: IdFactory | None = None,
+    ) -> Connection:
+        """Start reading ``transport`` and wait for the server's ACK.
+
+        Raises:
+            HandshakeRejected: the server closed before ACK (token or auth refused).
+            Timeout: no ACK within ``ack_timeout`` seconds.
+            RemoteProtocolError: the server sent something other than ACK first.
+        """
+        conn = cls(transport, on_patch=on_patch, on_closed=on_closed, id_factory=id_factory)
+        try:
+            async with asyncio.timeout(ack_timeout):
+                await asyncio.shield(conn._acked)
+        except TimeoutError:
+            await conn.close(1000, "no ACK")
+            raise Timeout(f"ACK from {transport.url}", ack_timeout) from None
+        except BaseException:
+            await conn.close(1000, "failed")
+            raise
+        return conn
+
+    # -- public surface ------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The websocket URL."""
+        return self._transport.url
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection has ended (for any reason)."""
+        return self._closed.is_set()
+
+    @property
+    def failure(self) -> BokehClientError | None:
+        """The error that ended the connection, once it has ended."""
+        return self._failure
+
+    @property
+    def bytes_in(self) -> int:
+        """Bytes received in websocket payloads."""
+        return self._transport.bytes_in
+
+    @property
+    def bytes_out(self) -> int:
+        """Bytes sent in websocket payloads."""
+        return self._transport.bytes_out
+
+    async def wait_closed(self) -> None:
+        """Return once the connection has ended."""
+        await self._closed.wait()
+
+    async def send(
+        self,
+        msgtype: MsgType,
+        content: Any,
+        *,
+        buffers: Sequence[tuple[str, bytes | memoryview]] = (),
+    ) -> asyncio.Future[WireMessage]:
+        """Write one request and return the future of its reply (not awaited).
+
+        The future fails with ``ServerError`` on an ERROR reply and with the
+        closing error if the connection ends first. Raises at once if the
+        connection has already ended or a fragment is over the size limit.
+        """
+        _msgid, future = await self._send(msgtype, content, buffers)
+        return future
+
+    async def _send(
+        self,
+        msgtype: MsgType,
+        content: Any,
+        buffers: Sequence[tuple[str, bytes | memoryview]],
+    ) -> tuple[str, asyncio.Future[WireMessage]]:
+        self._raise_if_closed()
+        async with self._write_lock:
+            self._raise_if_closed()
+            msgid, fragments = self._protocol.send_request(msgtype, content, buffers=buffers)
+            future: asyncio.Future[WireMessage] = asyncio.get_running_loop().create_future()
+            self._pending[msgid] = future
+            self._sent_at[msgid] = time.perf_counter()
+            try:
+                await self._transport.send(fragments)
+            except MessageTooBig:
+                self._forget(msgid)
+                raise
+            except ConnectionClosed:
+                self._forget(msgid)
+                await self._reader_finished()
+                self._raise_if_closed()
+                raise
+            except asyncio.CancelledError:
+                # A message cut short leaves the stream unusable: end the connection.
+                self._forget(msgid)
+                self._reader.cancel()
+                raise
+            self.stats.messages_out += 1
+        return msgid, future
+
+    async def request(
+        self,
+        msgtype: MsgType,
+        content: Any,
+        *,
+        timeout: float,
+        buffers: Sequence[tuple[str, bytes | memoryview]] = (),
+    ) -> WireMessage:
+        """Send a request and wait for its reply.
+
+        Raises:
+            ServerError: the server answered with ERROR.
+            Timeout: no reply within ``timeout`` seconds (the request is abandoned).
+            ConnectionClosed: the connection ended first.
+        """
+        msgid: str | None = None
+        try:
+            async with asyncio.timeout(timeout):
+                msgid, future = await self._send(msgtype, content, buffers)
+                return await future
+        except TimeoutError:
+            if msgid is not None:
+                self._forget(msgid)
+            raise Timeout(str(msgtype), timeout) from None
+        except asyncio.CancelledError:
+            if msgid is not None:
+                self._forget(msgid)
+            raise
+
+    async def close(self, code: int = 1000, reason: str = "closed") -> None:
+        """Close the websocket and wait until the reader has finished. Idempotent."""
+        if not self._closed.is_set():
+            self._protocol.send_close()
+            await self._transport.close(code, reason)
+        await self._reader_finished()
+
+    # -- internals -------------------------------------------------------------
+
+    def _raise_if_closed(self) -> None:
+        if self._closed.is_set():
+            assert self._failure is not None
+            raise self._failure
+
+    def _forget(self, msgid: str) -> None:
+        future = self._pending.pop(msgid, None)
+        self._sent_at.pop(msgid, None)
+        if future is not None and self._protocol.state is not State.CLOSED:
+            self._protocol.abandon_request(msgid)
+
+    async def _reader_finished(self) -> None:
+        if self._reader is asyncio.current_task():
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self._reader), 5.0)
+        except TimeoutError:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+
+    async def _read_loop(self) -> None:
+        transport = self._transport
+        protocol = self._protocol
+        try:
+            while True:
+                fragment = await transport.receive()
+                event = protocol.receive_fragment(fragment)
+                if event is not None:
+                    self._dispatch(event)
+        except ConnectionClosed as exc:
+            self._finish(exc)
+        except (RemoteProtocolError, MessageTooBig) as exc:
+            # Nothing after a framing error can be trusted: close, as bokeh does.
+            await transport.close(1002 if isinstance(exc, RemoteProtocolError) else 1009, "")
+            self._finish(exc)
+        except asyncio.CancelledError:
+            await transport.close(1000, "cancelled")
+            self._finish(closed_error(1000, "cancelled"))
+            raise
+        except BaseException as exc:
+            await transport.close(1011, "client error")
+            failure = BokehClientError(f"internal error while reading from {transport.url}: {exc!r}")
+            failure.__cause__ = exc
+            self._finish(failure)
+            raise
+
+    def _dispatch(self, event: Event) -> None:
+        stats = self.stats
+        stats.messages_in += 1
+        now = time.perf_counter()
+        stats.last_activity = time.time()
+        match event:
+            case PatchReceived(message=message):
+                self._on_patch(message)
+            case ReplyReceived(reqid=reqid, message=message):
+                self._record_rtt(reqid, now)
+                future = self._pending.pop(reqid, None)
+                if future is not None and not future.done():
+                    future.set_result(message)
+            case ErrorReplyReceived(reqid=reqid, request_type=rtype, text=text, traceback=tb):
+                self._record_rtt(reqid, now)
+                future = self._pending.pop(reqid, None)
+                if future is not None and not future.done():
+                    future.set_exception(
+                        ServerError(
+                            f"the server answered {rtype} with an error: {text}",
+                            text=text,
+                            traceback=tb,
+                            reqid=reqid,
+                        )
+                    )
+            case Acknowledged():
+                if not self._acked.done():
+                    self._acked.set_result(None)
+
+    def _record_rtt(self, reqid: str, now: float) -> None:
+        sent = self._sent_at.pop(reqid, None)
+        if sent is not None:
+            self.stats.last_rtt = now - sent
+
+    def _finish(self, error: BokehClientError) -> None:
+        if self._closed.is_set():
+            return
+        if self._protocol.state is State.AWAITING_ACK and not isinstance(error, MessageTooBig):
+            rejected = HandshakeRejected(
+                f"{self._transport.url} closed the connection after the websocket "
+                "upgrade and before its ACK: most likely the server rejected the "
+                "session token (wrong secret key or unsigned id on a signed server, "
+                "expired token, clock skew) or an --auth-module refused the request; "
+                "the server's log says which",
+                url=self._transport.url,
+            )
+            rejected.__cause__ = error
+            error = rejected
+        if self._protocol.state is not State.CLOSED:
+            code = error.code if isinstance(error, ConnectionClosed) else 1006
+            reason = error.reason if isinstance(error, ConnectionClosed) else str(error)
+            self._protocol.receive_close(code, reason)
+        self._failure = error
+        self._closed.set()
+        if not self._acked.done():
+            self._acked.set_exception(error)
+            self._acked.exception()  # retrieved here; open() re-raises it
+        pending = list(self._pending.values())
+        self._pending.clear()
+        self._sent_at.clear()
+        for future in pending:
+            if not future.done():
+                future.set_exception(error)
+        if self._on_closed is not None:
+            self._on_closed(error)

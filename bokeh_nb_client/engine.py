@@ -1,0 +1,242 @@
+"""Threads and loops: the package-wide engine loop, and a Document's home thread.
+
+This is the only module that starts a thread or an event loop.
+
+The model (see ``ARCHITECTURE.md``):
+
+* Inside a Jupyter cell the kernel's asyncio loop is already running on the same
+  thread, and it does not run while a synchronous cell runs. A synchronous call
+  therefore can never wait on that loop. The synchronous API instead runs every
+  session's I/O on one **engine** loop, in a daemon thread started on first use, and
+  the calling thread waits on a ``concurrent.futures.Future``. The engine hosts I/O
+  only; it never touches a Document.
+* A Document has one **home** thread, the thread that opened the session. Changes
+  made there are serialized there. Incoming patches and client-side document
+  callbacks run there: on the thread's running loop when it has one (the kernel's,
+  between cells and during ``await``), and otherwise on a private loop of the
+  thread that runs only inside the session's blocking calls and
+  ``loop_until_closed()``, as ``bokeh.client`` does in scripts. That private loop is
+  never started while another loop runs on the thread, so nothing is nested.
+* A blocking call made on the home thread also applies, while it waits, the work
+  the engine posted for that thread, so that ``force_roundtrip()`` returns with the
+  server's replies already applied, even inside a cell.
+
+Rejected alternatives: ``nest_asyncio`` (re-enters a running loop, breaks
+invariants of asyncio and of the kernel), ``run_until_complete`` on a running loop
+(raises), and sessions that connect lazily and fill themselves in later (every
+attribute becomes "maybe"; failures surface far from their cause).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import collections
+import concurrent.futures
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from .exceptions import SessionStateError
+
+__all__ = ["Engine", "Home", "current_home", "get_engine"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class Engine:
+    """One asyncio loop in a daemon thread, shared by every synchronous session."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name="bokeh-nb-client-engine", daemon=True
+        )
+        self._thread.start()
+        self._ready.wait()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.call_soon(self._ready.set)
+        self._loop.run_forever()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The engine's event loop (running in the engine thread)."""
+        return self._loop
+
+    def in_engine_thread(self) -> bool:
+        """True when called from the engine's own thread."""
+        return threading.get_ident() == self._thread.ident
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Run ``coro`` on the engine loop; return a future for its result.
+
+        Raises:
+            SessionStateError: when called from the engine thread itself, where
+                waiting on the future would deadlock.
+        """
+        if self.in_engine_thread():
+            coro.close()
+            raise SessionStateError(
+                "a blocking bokeh_nb_client call was made on the engine thread; "
+                "use the async API (AsyncClientSession) from coroutines instead"
+            )
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    def call_soon(self, fn: Callable[[], object]) -> None:
+        """Schedule ``fn`` on the engine loop from any thread."""
+        self._loop.call_soon_threadsafe(fn)
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Cancel the engine's remaining tasks and stop its loop (at exit)."""
+        if not self._loop.is_running():
+            return
+
+        async def cancel_all() -> None:
+            current = asyncio.current_task()
+            tasks = [t for t in asyncio.all_tasks() if t is not current]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        with contextlib.suppress(concurrent.futures.TimeoutError, RuntimeError):
+            asyncio.run_coroutine_threadsafe(cancel_all(), self._loop).result(timeout)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout)
+
+
+_engine: Engine | None = None
+_engine_lock = threading.Lock()
+
+
+def get_engine() -> Engine:
+    """Return the package-wide engine, starting it on first use."""
+    global _engine
+    with _engine_lock:
+        if _engine is None:
+            _engine = Engine()
+            atexit.register(_engine.shutdown)
+        return _engine
+
+
+class Home:
+    """The home thread of a Document: where it is changed and patched.
+
+    ``post`` may be called from any thread (the engine posts incoming patches);
+    the posted functions run in order on the home thread, from the home loop or
+    from a blocking ``wait`` made on the home thread, whichever comes first.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, *, owns_loop: bool) -> None:
+        self.loop = loop
+        self.owns_loop = owns_loop
+        self.thread_id = threading.get_ident()
+        self._inbox: collections.deque[Callable[[], None]] = collections.deque()
+        self._lock = threading.Lock()
+        self._drain_scheduled = False
+        self._wake = threading.Event()
+
+    def on_home_thread(self) -> bool:
+        """True when called from the home thread."""
+        return threading.get_ident() == self.thread_id
+
+    def post(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the home thread, after everything posted before it."""
+        with self._lock:
+            self._inbox.append(fn)
+            schedule = not self._drain_scheduled
+            self._drain_scheduled = True
+        self._wake.set()
+        if schedule and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.drain)
+
+    def drain(self) -> None:
+        """Run every posted function now. Must be called on the home thread.
+
+        An exception from a posted function propagates to the caller of ``drain``
+        (the loop's exception handler, or the blocking call that drained); the
+        functions after it stay queued for the next drain.
+        """
+        while True:
+            with self._lock:
+                if not self._inbox:
+                    self._drain_scheduled = False
+                    return
+                fn = self._inbox.popleft()
+            fn()
+
+    def wait(self, future: concurrent.futures.Future[T]) -> T:
+        """Block until ``future`` is done and return its result, doing home work meanwhile.
+
+        On the home thread with a private loop, that loop runs (timers and
+        client-side document callbacks included). On the home thread while its own
+        loop is running (a kernel cell), posted work is applied as it arrives. On
+        any other thread this simply waits.
+
+        A ``KeyboardInterrupt`` while waiting cancels the operation.
+        """
+        try:
+            if not self.on_home_thread():
+                return future.result()
+            if self.owns_loop and not _loop_running_here():
+                return self.loop.run_until_complete(asyncio.wrap_future(future, loop=self.loop))
+            future.add_done_callback(lambda _: self._wake.set())
+            while True:
+                self._wake.clear()
+                self.drain()
+                if future.done():
+                    break
+                self._wake.wait()
+            self.drain()
+            return future.result()
+        except KeyboardInterrupt:
+            future.cancel()
+            raise
+
+    def close(self) -> None:
+        """Forget posted work that has not run (the session is gone)."""
+        with self._lock:
+            self._inbox.clear()
+
+
+def _loop_running_here() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+_homes = threading.local()
+
+
+def current_home() -> Home:
+    """Return the Home for the calling thread, creating it on first use.
+
+    With a running loop on this thread (a kernel, or ``asyncio.run``), the Home
+    uses that loop; otherwise it uses a private loop that runs only inside
+    blocking calls.
+    """
+    try:
+        running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is not None:
+        homes: dict[int, Home] = getattr(_homes, "by_loop", {})
+        _homes.by_loop = homes
+        home = homes.get(id(running))
+        if home is None or home.loop is not running:
+            home = Home(running, owns_loop=False)
+            homes[id(running)] = home
+        return home
+    private: Home | None = getattr(_homes, "private", None)
+    if private is None or private.loop.is_closed():
+        private = Home(asyncio.new_event_loop(), owns_loop=True)
+        _homes.private = private
+    return private

@@ -1,0 +1,728 @@
+"""AsyncClientSession: one live, two-way synced Document on a Bokeh server.
+
+The session owns the Document sync (PROTOCOL.md §4.3):
+
+* Outgoing: the Document's change callback runs synchronously on its home thread
+  whenever user code changes it. Unless the change came from this session
+  (``event.setter is self``, echo suppression) it is serialized right there, as a
+  consistent snapshot, and put in the outbox. A writer task on the I/O loop drains
+  the outbox into one PATCH-DOC per batch: whatever accumulated while the previous
+  batch was written goes out together, so a burst becomes a few messages, and a
+  busy synchronous cell's changes still leave at once (the writer runs on the
+  engine thread, not the cell's).
+* Incoming: every server PATCH-DOC is applied, with ``setter=self``, on the home
+  thread, in arrival order; none is dropped while a request is outstanding
+  (``bokeh.client`` drops them, §3). A patch that cannot be applied (an unknown
+  model reference, §3 "broadcast bug") triggers a re-pull instead of leaving a
+  stale or dead session. Patches that arrive between a PUSH-DOC and its OK are the
+  server's echo of our own push and are ignored (§3).
+* Requests (pull, push, server info, round trip) first flush the outbox, so the
+  server sees our changes in the order we made them.
+
+Threads: when the session is driven by the synchronous facade (``client.py``), its
+coroutines run on the engine loop and ``home`` is the calling thread's ``Home``;
+every touch of the Document hops there. With ``home=None`` (the async API), the
+running loop is the home and no hop is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import logging
+import time
+import warnings
+import weakref
+from collections.abc import Callable, Mapping
+from ssl import SSLContext
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from . import _bokeh
+from ._bokeh import Document, EncodedEvents
+from .callbacks import CallbackScheduler
+from .connection import Connection
+from .engine import Home
+from .exceptions import (
+    BokehClientError,
+    ConnectionClosed,
+    HandshakeRejected,
+    ServerError,
+    SessionStateError,
+    Timeout,
+)
+from .protocol import urls
+from .protocol.messages import MsgType, ServerInfo
+from .protocol.wire import JsonText, WireMessage
+from .status import SessionState, SessionStatus, StatusPublisher
+from .transport.websocket import AiohttpTransport
+
+__all__ = [
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "DEFAULT_SERVER_WEBSOCKET_URL",
+    "DEFAULT_TIMEOUT",
+    "AsyncClientSession",
+    "live_sessions",
+]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_SERVER_WEBSOCKET_URL = "ws://localhost:5006/ws"
+DEFAULT_MAX_MESSAGE_SIZE = 20 * 1024 * 1024
+DEFAULT_TIMEOUT = 30.0
+_MAX_EVENTS_PER_PATCH = 20_000
+
+_live: weakref.WeakSet[AsyncClientSession] = weakref.WeakSet()
+
+
+def live_sessions() -> list[AsyncClientSession]:
+    """Every session of this process that has not been closed, oldest first."""
+    return sorted(
+        (s for s in list(_live) if s.status.state is not SessionState.CLOSED),
+        key=lambda s: s._created,
+    )
+
+
+class AsyncClientSession:
+    """A Bokeh server session driven with ``await``; the async twin of ``ClientSession``.
+
+    Create it, then ``await session.pull()`` (mirror the server's document) or
+    ``await session.push(doc)`` (replace it); use ``async with`` to close it.
+    All methods must be awaited on one event loop, the one the session first
+    connected on.
+
+    Args:
+        session_id: the server session to join or create; a random one if None.
+        websocket_url: the app's websocket URL, e.g. ``ws://localhost:5006/app/ws``.
+        io_loop: accepted for ``bokeh.client`` compatibility and ignored.
+        arguments: query arguments for the websocket request; the app sees them in
+            ``session_context.request.arguments`` if this connection creates the
+            session.
+        max_message_size: the largest websocket message (one Bokeh fragment) sent
+            or accepted, in bytes; 0 for no limit.
+        secret_key: the server's ``BOKEH_SECRET_KEY`` for signed session ids.
+        sign_sessions: sign the session id and token (default: from
+            ``BOKEH_SIGN_SESSIONS``, or True when ``secret_key`` is given).
+        headers: extra HTTP headers for the websocket upgrade (auth, proxies).
+        cookies: cookies for the websocket upgrade.
+        ssl: an ``ssl.SSLContext`` to verify ``wss://`` with, or False to skip
+            verification (default: verify with the system's CAs).
+        timeout: seconds allowed for connecting and for each request.
+        token_expiration: lifetime in seconds of the tokens this session mints.
+        home: internal; the home thread of the Document (set by ``ClientSession``).
+
+    Raises:
+        ValueError: for a malformed URL or an impossible option combination.
+    """
+
+    def __init__(
+        self,
+        session_id: str | None = None,
+        websocket_url: str = DEFAULT_SERVER_WEBSOCKET_URL,
+        io_loop: object | None = None,
+        arguments: Mapping[str, str] | None = None,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        *,
+        secret_key: str | bytes | None = None,
+        sign_sessions: bool | None = None,
+        headers: Mapping[str, str] | None = None,
+        cookies: Mapping[str, str] | None = None,
+        ssl: SSLContext | bool | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        token_expiration: int = 300,
+        home: Home | None = None,
+    ) -> None:
+        _check_websocket_url(websocket_url)
+        if not isinstance(max_message_size, int) or max_message_size < 0:
+            raise ValueError(f"max_message_size must be an int >= 0, got {max_message_size!r}")
+        if not isinstance(timeout, int | float) or timeout <= 0:
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        if not isinstance(token_expiration, int) or token_expiration <= 0:
+            raise ValueError(f"token_expiration must be a positive int, got {token_expiration!r}")
+        if ssl is not None and not isinstance(ssl, SSLContext | bool):
+            raise TypeError("ssl must be an ssl.SSLContext, False, or None")
+        self._secret_key, self._signed = _bokeh.resolve_signing(secret_key, sign_sessions)
+        if session_id is None:
+            session_id = _bokeh.new_session_id(self._secret_key, self._signed)
+        elif not isinstance(session_id, str) or not session_id:
+            raise ValueError("session_id must be a non-empty string")
+        self._id = session_id
+        self._url = websocket_url
+        self._arguments = dict(arguments) if arguments else None
+        self._max_message_size = max_message_size
+        self._headers = dict(headers) if headers else None
+        self._cookies = dict(cookies) if cookies else None
+        self._ssl = ssl
+        self._timeout = float(timeout)
+        self._token_expiration = token_expiration
+        self._home = home
+        self._created = time.monotonic()
+
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._conn: Connection | None = None
+        self._connect_lock: asyncio.Lock | None = None
+        self._send_lock: asyncio.Lock | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._writer_wake: asyncio.Event | None = None
+        self._wake_requested = False
+        self._outbox: collections.deque[EncodedEvents] = collections.deque()
+        self._in_flight: set[asyncio.Future[WireMessage]] = set()
+        self._patch_errors: list[ServerError] = []
+        self._push_reply: asyncio.Future[WireMessage] | None = None
+        self._resync: asyncio.Task[None] | None = None
+        self._server_info: ServerInfo | None = None
+        self._failure: BokehClientError | None = None
+        self._closed = False
+
+        self._document: Document | None = None
+        self._suppress_outgoing = 0
+        self._scheduler: CallbackScheduler | None = None
+
+        self._status = StatusPublisher(SessionStatus(url=websocket_url, session_id=session_id))
+        _live.add(self)
+
+    # -- properties (bokeh.client names) ------------------------------------
+
+    @property
+    def id(self) -> str:
+        """The server session id."""
+        return self._id
+
+    @property
+    def token(self) -> str:
+        """A freshly minted token for this session (as ``bokeh.client`` does)."""
+        return _bokeh.session_id_and_token(
+            self._id,
+            secret_key=self._secret_key,
+            signed=self._signed,
+            expiration=self._token_expiration,
+        )
+
+    @property
+    def url(self) -> str:
+        """The websocket URL of the app."""
+        return self._url
+
+    @property
+    def app_url(self) -> str:
+        """The http(s) URL of the app (what a browser opens)."""
+        return urls.server_url_for_websocket_url(self._url).rstrip("/") or self._url
+
+    @property
+    def arguments(self) -> dict[str, str] | None:
+        """The query arguments sent with the websocket request."""
+        return self._arguments
+
+    @property
+    def document(self) -> Document | None:
+        """The synced Document: None until a pull or push succeeds."""
+        return self._document
+
+    @property
+    def connected(self) -> bool:
+        """True between the server's ACK and the end of the connection."""
+        return self._conn is not None and not self._conn.closed and not self._closed
+
+    @property
+    def status(self) -> SessionStatus:
+        """The latest status snapshot."""
+        return self._status.status
+
+    @property
+    def last_error(self) -> BokehClientError | None:
+        """The error that ended the connection, if it ended abnormally."""
+        return self._failure
+
+    @property
+    def error_reason(self) -> _bokeh.ErrorReason | None:
+        """``bokeh.client``'s ErrorReason once the connection failed, else None."""
+        failure = self._failure
+        if failure is None or self.connected:
+            return None
+        if isinstance(failure, HandshakeRejected) and failure.status is not None:
+            return _bokeh.ErrorReason.HTTP_ERROR
+        return _bokeh.ErrorReason.NETWORK_ERROR
+
+    @property
+    def error_code(self) -> int | None:
+        """The HTTP status or close code of the failure; 0 while there is none."""
+        failure = self._failure
+        if failure is None or self.connected:
+            return 0
+        if isinstance(failure, HandshakeRejected):
+            return failure.status
+        if isinstance(failure, ConnectionClosed):
+            return failure.code
+        return None
+
+    @property
+    def error_detail(self) -> str:
+        """A description of the failure; "" while there is none."""
+        failure = self._failure
+        if failure is None or self.connected:
+            return ""
+        return str(failure)
+
+    @property
+    def server_info(self) -> ServerInfo | None:
+        """The SERVER-INFO reply read after connecting, or None before."""
+        return self._server_info
+
+    def subscribe(self, subscriber: Callable[[SessionStatus], None]) -> Callable[[], None]:
+        """Call ``subscriber(status)`` on every status change (on the I/O thread).
+
+        Returns a function that unsubscribes.
+        """
+        return self._status.subscribe(subscriber)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._id[:8]}… {self._url} {self.status.state.value}>"
+
+    # -- lifecycle --------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Open the websocket and wait for the server's ACK. No-op when connected.
+
+        Also reads SERVER-INFO once and warns (``UserWarning``) when the server's
+        bokeh minor version differs from ours: documents are (de)serialized with
+        the local bokeh, so versions must match (PROTOCOL.md §8).
+
+        Raises:
+            ConnectError: the server is unreachable (refused, DNS, TLS).
+            HandshakeRejected: wrong app path (404), origin refused (403), or the
+                token or an auth module was rejected (closed before ACK).
+            Timeout: no ACK within ``timeout``.
+            SessionStateError: the session was closed.
+        """
+        self._check_open()
+        loop = self._bind_loop()
+        assert self._connect_lock is not None
+        async with self._connect_lock:
+            if self._conn is not None:
+                if not self._conn.closed:
+                    return
+                assert self._conn.failure is not None
+                raise self._conn.failure
+            self._status.publish(state=SessionState.CONNECTING)
+            try:
+                url = urls.with_query_arguments(self._url, self._arguments)
+                transport = await AiohttpTransport.open(
+                    url,
+                    token=self.token,
+                    max_message_size=self._max_message_size,
+                    timeout=self._timeout,
+                    headers=self._headers,
+                    cookies=self._cookies,
+                    ssl=self._ssl,
+                )
+                conn = await Connection.open(
+                    transport,
+                    on_patch=self._on_patch,
+                    on_closed=self._on_connection_closed,
+                    ack_timeout=self._timeout,
+                )
+            except BokehClientError as exc:
+                self._failure = exc
+                self._status.publish(state=SessionState.ERROR, last_error=str(exc))
+                raise
+            self._conn = conn
+            self._writer_wake = asyncio.Event()
+            self._writer = loop.create_task(self._write_loop(), name=f"bokeh-nb-client writer {self._id[:8]}")
+            reply = await conn.request(MsgType.SERVER_INFO_REQ, {}, timeout=self._timeout)
+            self._server_info = reply.content
+            server_version = self._server_info["version_info"]["bokeh"]
+            self._status.publish(state=SessionState.CONNECTED, server_version=server_version)
+            if not _bokeh.versions_compatible(server_version):
+                warnings.warn(
+                    f"the server at {self._url} runs bokeh {server_version} but this client "
+                    f"has bokeh {_bokeh.BOKEH_VERSION}; documents may not (de)serialize "
+                    "correctly. Install the same bokeh minor version on both sides.",
+                    UserWarning,
+                    stacklevel=2,
+                )
+
+    async def close(self, why: str = "closed") -> None:
+        """Send what is still queued, close the websocket, stop document callbacks.
+
+        The Document stays usable locally. Idempotent.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        conn = self._conn
+        if conn is not None and not conn.closed and self._outbox:
+            try:
+                await self._flush()
+            except BokehClientError as exc:
+                log.warning("could not send the last queued changes before closing: %s", exc)
+        for task in (self._writer, self._resync):
+            if task is not None:
+                task.cancel()
+        for task in (self._writer, self._resync):
+            if task is not None and task is not asyncio.current_task():
+                await asyncio.gather(task, return_exceptions=True)
+        if conn is not None:
+            await conn.close(1000, why)
+        if self._document is not None:
+            await self._on_home(self._detach)
+        self._status.publish(state=SessionState.CLOSED)
+
+    async def wait_closed(self) -> None:
+        """Return once the connection has ended (closed by either side)."""
+        if self._conn is None:
+            return
+        await self._conn.wait_closed()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- requests -----------------------------------------------------------------
+
+    async def pull(self) -> None:
+        """Connect if needed, then replace the local document with the server's.
+
+        The first pull creates ``document``; later pulls overwrite the same object
+        in place without echoing RootRemoved/RootAdded back to the server.
+
+        Raises:
+            ServerError: the server answered with ERROR.
+            plus the errors of ``connect`` and ``Timeout``/``ConnectionClosed``.
+        """
+        await self.connect()
+        conn = self._require_conn()
+        async with self._locked_send():
+            await self._flush_locked(conn)
+            future = await conn.send(MsgType.PULL_DOC_REQ, {})
+        reply = await self._await_reply(future, MsgType.PULL_DOC_REQ)
+        await self._on_home(lambda: self._install_pulled(reply))
+
+    async def push(self, document: Document | None = None) -> None:
+        """Connect if needed, then replace the server's document with ``document``.
+
+        With no argument, pushes the attached document (or an empty one). After
+        the first push the document is attached: later changes to it are sent.
+
+        Raises:
+            ValueError: ``document`` differs from the already attached one.
+            ServerError: the server refused the document.
+        """
+        if self._document is not None and document is not None and document is not self._document:
+            raise ValueError("Cannot push() a different document from existing session.document")
+        await self.connect()
+        conn = self._require_conn()
+        async with self._locked_send():
+            await self._flush_locked(conn)
+            content, buffers = await self._on_home(lambda: self._prepare_push(document))
+            future = await conn.send(MsgType.PUSH_DOC, content, buffers=buffers)
+            self._push_reply = future
+        await self._await_reply(future, MsgType.PUSH_DOC)
+
+    async def request_server_info(self) -> ServerInfo:
+        """Return the server's ``{"version_info": {"bokeh": ..., "server": ...}}``.
+
+        Cached per connection, as in ``bokeh.client``.
+        """
+        await self.connect()
+        assert self._server_info is not None
+        return self._server_info
+
+    async def force_roundtrip(self) -> None:
+        """Wait until the server has processed everything sent so far.
+
+        Sends the queued changes, then a SERVER-INFO request; when its reply
+        arrives, the server has applied every earlier patch and everything it sent
+        before the reply (the consequences) has been received and applied.
+
+        Raises:
+            ServerError: the server rejected one of the patches sent since the
+                last round trip (the first such error; all are logged).
+        """
+        await self.connect()
+        conn = self._require_conn()
+        async with self._locked_send():
+            await self._flush_locked(conn)
+            future = await conn.send(MsgType.SERVER_INFO_REQ, {})
+        await self._await_reply(future, MsgType.SERVER_INFO_REQ)
+        await self._on_home(lambda: None)  # patches posted before the reply are applied
+        if self._patch_errors:
+            errors, self._patch_errors = self._patch_errors, []
+            raise errors[0]
+
+    def embed_html(self, model: _bokeh.Model | None = None) -> str:
+        """The HTML ``<script>`` that shows this session (or one model of it) live."""
+        return _bokeh.server_session_script(model, self._id, self.app_url)
+
+    # -- internals: loop binding and state -----------------------------------------
+
+    def _bind_loop(self) -> asyncio.AbstractEventLoop:
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+            self._connect_lock = asyncio.Lock()
+            self._send_lock = asyncio.Lock()
+        elif self._loop is not loop:
+            raise SessionStateError("a session must be used on the event loop it connected on")
+        return loop
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SessionStateError(f"session {self._id[:8]}… is closed; open a new one")
+
+    def _require_conn(self) -> Connection:
+        conn = self._conn
+        if conn is None:
+            raise SessionStateError("not connected")
+        if conn.closed:
+            assert conn.failure is not None
+            raise conn.failure
+        return conn
+
+    def _locked_send(self) -> asyncio.Lock:
+        assert self._send_lock is not None
+        return self._send_lock
+
+    async def _await_reply(self, future: asyncio.Future[WireMessage], what: MsgType) -> WireMessage:
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await future
+        except TimeoutError:
+            raise Timeout(str(what), self._timeout) from None
+
+    async def _on_home(self, fn: Callable[[], T]) -> T:
+        home = self._home
+        if home is None:
+            return fn()
+        result: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def run() -> None:
+            if result.set_running_or_notify_cancel():
+                try:
+                    result.set_result(fn())
+                except BaseException as exc:
+                    result.set_exception(exc)
+
+        home.post(run)
+        return await asyncio.wrap_future(result)
+
+    def _on_connection_closed(self, error: BokehClientError) -> None:
+        """Reader callback: the connection ended (I/O loop)."""
+        if self._closed:
+            return
+        self._failure = error
+        state = SessionState.DISCONNECTED
+        if not (isinstance(error, ConnectionClosed) and error.code in (1000, 1001)):
+            state = SessionState.ERROR
+        self._status.publish(state=state, last_error=str(error))
+        if self._writer is not None:
+            self._writer.cancel()
+        if self._document is not None:
+            self._post_home(self._stop_callbacks)
+
+    def _post_home(self, fn: Callable[[], None]) -> None:
+        if self._home is None:
+            fn()
+        else:
+            self._home.post(fn)
+
+    # -- internals: outgoing -------------------------------------------------------
+
+    def _document_changed(self, event: Any) -> None:
+        """Document change callback, on the home thread. Must stay cheap."""
+        kind = _bokeh.classify_event(event)
+        if kind == "patch":
+            if self._suppress_outgoing or _bokeh.event_setter(event) is self:
+                return
+            if self._closed or (self._conn is not None and self._conn.closed):
+                log.warning(
+                    "session %s… is not connected: a local change was not sent (%s)",
+                    self._id[:8],
+                    type(event).__name__,
+                )
+                return
+            assert self._document is not None
+            self._outbox.append(_bokeh.encode_events(self._document, [event]))
+            self._wake_writer()
+        elif kind == "callback_added" and self._scheduler is not None:
+            callback = _bokeh.event_callback(event)
+            self._scheduler.add(callback.id, _bokeh.callback_spec(callback))
+        elif kind == "callback_removed" and self._scheduler is not None:
+            self._scheduler.remove(_bokeh.event_callback(event).id)
+
+    def _wake_writer(self) -> None:
+        if self._wake_requested:
+            return
+        self._wake_requested = True
+        loop = self._loop
+        wake = self._writer_wake
+        if loop is None or wake is None:
+            return
+        if self._home is None:
+            wake.set()
+        else:
+            loop.call_soon_threadsafe(wake.set)
+
+    async def _write_loop(self) -> None:
+        wake = self._writer_wake
+        assert wake is not None
+        while True:
+            await wake.wait()
+            wake.clear()
+            try:
+                await self._flush()
+            except ConnectionClosed:
+                return
+
+    async def _flush(self) -> None:
+        async with self._locked_send():
+            await self._flush_locked(self._require_conn())
+
+    async def _flush_locked(self, conn: Connection) -> None:
+        """Send everything in the outbox; the caller holds the send lock."""
+        while True:
+            self._wake_requested = False
+            batch = self._take_batch()
+            if batch is None:
+                return
+            events, buffers = batch
+            future = await conn.send(
+                MsgType.PATCH_DOC, JsonText(_bokeh.patch_content_json(events)), buffers=buffers
+            )
+            self._in_flight.add(future)
+            future.add_done_callback(self._patch_answered)
+
+    def _take_batch(self) -> tuple[list[Any], list[tuple[str, bytes]]] | None:
+        outbox = self._outbox
+        if not outbox:
+            return None
+        events: list[Any] = []
+        buffers: list[tuple[str, bytes]] = []
+        while outbox and len(events) < _MAX_EVENTS_PER_PATCH:
+            encoded = outbox.popleft()
+            events.extend(encoded.events)
+            buffers.extend(encoded.buffers)
+        return _bokeh.merge_encoded_events(events), buffers
+
+    def _patch_answered(self, future: asyncio.Future[WireMessage]) -> None:
+        self._in_flight.discard(future)
+        if future.cancelled():
+            return
+        error = future.exception()
+        if isinstance(error, ServerError):
+            log.warning("the server rejected a patch from session %s…: %s", self._id[:8], error.text)
+            self._patch_errors.append(error)
+            self._status.publish(last_error=str(error))
+        # A ConnectionClosed here is reported through _on_connection_closed.
+
+    # -- internals: incoming -------------------------------------------------------
+
+    def _on_patch(self, message: WireMessage) -> None:
+        """Reader callback for a server PATCH-DOC (I/O loop)."""
+        push = self._push_reply
+        if push is not None and not push.done():
+            log.debug("ignoring a PATCH-DOC that echoes our PUSH-DOC")
+            return
+        self._post_home(lambda: self._apply_patch(message))
+        conn = self._conn
+        if conn is not None:
+            self._status.publish(
+                messages_in=conn.stats.messages_in,
+                messages_out=conn.stats.messages_out,
+                bytes_in=conn.bytes_in,
+                bytes_out=conn.bytes_out,
+                last_activity=conn.stats.last_activity,
+            )
+
+    def _apply_patch(self, message: WireMessage) -> None:
+        """Apply one server patch on the home thread."""
+        doc = self._document
+        if doc is None or self._closed:
+            return
+        outcome = _bokeh.apply_patch(doc, message.content, message.buffers, setter=self)
+        if outcome.error is not None:
+            log.warning(
+                "session %s…: a server patch could not be applied (%r); re-pulling the document",
+                self._id[:8],
+                outcome.error,
+            )
+            self._status.publish(last_error=f"re-pulled after a patch failed: {outcome.error!r}")
+            loop = self._loop
+            if loop is not None:
+                loop.call_soon_threadsafe(self._start_resync)
+
+    def _start_resync(self) -> None:
+        if self._closed or (self._resync is not None and not self._resync.done()):
+            return
+        assert self._loop is not None
+        self._resync = self._loop.create_task(self._resync_document(), name="bokeh-nb-client re-pull")
+
+    async def _resync_document(self) -> None:
+        try:
+            await self.pull()
+        except BokehClientError as exc:
+            log.warning("session %s…: re-pull failed: %s", self._id[:8], exc)
+            self._status.publish(last_error=f"re-pull failed: {exc}")
+
+    # -- internals: on the home thread -------------------------------------------------
+
+    def _install_pulled(self, reply: WireMessage) -> None:
+        if self._document is None:
+            doc = _bokeh.new_document_from_reply(reply.content, reply.buffers)
+            self._attach(doc)
+        else:
+            self._suppress_outgoing += 1
+            try:
+                _bokeh.replace_document_from_reply(self._document, reply.content, reply.buffers)
+            finally:
+                self._suppress_outgoing -= 1
+        self._publish_document_counts()
+
+    def _prepare_push(self, document: Document | None) -> tuple[dict[str, Any], list[tuple[str, bytes]]]:
+        doc = document or self._document or Document()
+        content = _bokeh.document_content(doc)
+        if self._document is None:
+            self._attach(doc)
+        self._publish_document_counts()
+        return content
+
+    def _attach(self, doc: Document) -> None:
+        self._document = doc
+        loop = self._home.loop if self._home is not None else self._loop
+        assert loop is not None
+        self._scheduler = CallbackScheduler(loop)
+        doc.on_change(self._document_changed)
+        for callback in _bokeh.document_session_callbacks(doc):
+            self._scheduler.add(callback.id, _bokeh.callback_spec(callback))
+
+    def _detach(self) -> None:
+        doc = self._document
+        if doc is not None:
+            doc.remove_on_change(self._document_changed)
+        self._stop_callbacks()
+
+    def _stop_callbacks(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.stop()
+
+    def _publish_document_counts(self) -> None:
+        doc = self._document
+        if doc is not None:
+            self._status.publish(roots=len(doc.roots), models=len(list(doc.models)))
+
+
+def _check_websocket_url(url: str) -> None:
+    if not isinstance(url, str):
+        raise TypeError(f"websocket_url must be a str, got {type(url).__name__}")
+    if not url.startswith(("ws://", "wss://")):
+        raise ValueError(f"websocket_url must start with ws:// or wss://, got {url!r}")
+

@@ -1,0 +1,281 @@
+"""The websocket transport on aiohttp: the only module that imports aiohttp.
+
+It opens the socket with exactly the two subprotocols ``["bokeh", token]`` and no
+Origin header (PROTOCOL.md §1.3, §1.7), sets aiohttp's per-message limit from
+``max_message_size`` (aiohttp's own default of 4 MiB would break large pulls,
+§1.9), tunes the socket for request/reply latency, and translates every aiohttp
+error and CLOSE/ERROR frame into this package's exceptions.
+
+Latency: a Bokeh message is three or more websocket messages. With Nagle's
+algorithm on either end, the second small write waits for the ACK of the first,
+and the peer delays that ACK by up to 40 ms: ``bokeh.client`` pays two such stalls
+per request (about 88 ms on loopback). We set ``TCP_NODELAY`` so our own fragments
+leave at once, and re-arm ``TCP_QUICKACK`` (Linux) after every read so that we
+acknowledge the server's first fragment immediately, which releases the rest of
+its reply from the server's Nagle buffer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl as ssl_module
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import aiohttp
+
+from ..exceptions import (
+    ConnectError,
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    HandshakeRejected,
+    MessageTooBig,
+    Timeout,
+)
+from ..protocol.wire import Fragment
+
+__all__ = ["AiohttpTransport", "closed_error"]
+
+log = logging.getLogger(__name__)
+
+_TCP_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
+
+_NORMAL_CLOSE_CODES = frozenset({1000, 1001})
+
+_CLOSE_CODE_MEANINGS = {
+    1006: "the connection dropped without a close frame (server killed or network cut)",
+    1009: "a message was larger than the server's --websocket-max-message-size",
+    10000: "the server failed to parse a message",
+    10001: "the server detected a protocol error",
+}
+
+
+def closed_error(code: int, reason: str) -> ConnectionClosed:
+    """Build the ConnectionClosed subclass that fits a close ``code`` and ``reason``."""
+    meaning = _CLOSE_CODE_MEANINGS.get(code)
+    text = f"connection closed (code {code}"
+    text += f", reason {reason!r})" if reason else ")"
+    if meaning:
+        text += f": {meaning}"
+    cls = ConnectionClosedOK if code in _NORMAL_CLOSE_CODES else ConnectionClosedError
+    return cls(text, code=code, reason=reason)
+
+
+class AiohttpTransport:
+    """One open Bokeh websocket. Create with :meth:`open`.
+
+    Not safe for concurrent senders: the caller (``Connection``) serializes whole
+    messages, because fragments of two messages must never interleave (§2).
+    """
+
+    def __init__(
+        self,
+        http: aiohttp.ClientSession,
+        ws: aiohttp.ClientWebSocketResponse,
+        url: str,
+        max_message_size: int,
+    ) -> None:
+        self._http = http
+        self._ws = ws
+        self._url = url
+        self._max_message_size = max_message_size
+        self._sock: Any = ws.get_extra_info("socket")
+        self._tune_socket()
+        self.bytes_in = 0
+        self.bytes_out = 0
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        *,
+        token: str,
+        max_message_size: int,
+        timeout: float,
+        headers: Mapping[str, str] | None = None,
+        cookies: Mapping[str, str] | None = None,
+        ssl: ssl_module.SSLContext | bool | None = None,
+    ) -> AiohttpTransport:
+        """Open the websocket at ``url`` (ws:// or wss://) and return the transport.
+
+        Raises:
+            ConnectError: the socket could not be opened (refused, DNS, TLS).
+            HandshakeRejected: the server answered the upgrade with an HTTP status,
+                or did not select the ``bokeh`` subprotocol.
+            Timeout: the handshake took longer than ``timeout`` seconds.
+        """
+        http = aiohttp.ClientSession(cookies=dict(cookies) if cookies else None)
+        try:
+            ws = await asyncio.wait_for(
+                http.ws_connect(
+                    url,
+                    protocols=("bokeh", token),
+                    max_msg_size=max_message_size,
+                    autoping=True,
+                    headers=dict(headers) if headers else None,
+                    ssl=True if ssl is None else ssl,
+                ),
+                timeout,
+            )
+        except BaseException as exc:
+            await http.close()
+            translated = _translate_connect_error(exc, url, timeout)
+            if translated is exc:
+                raise
+            raise translated from exc
+        if ws.protocol != "bokeh":
+            await ws.close()
+            await http.close()
+            raise HandshakeRejected(
+                f"{url} accepted the websocket but did not select the 'bokeh' "
+                "subprotocol: this is not a Bokeh server endpoint",
+                url=url,
+            )
+        return cls(http, ws, url, max_message_size)
+
+    def _tune_socket(self) -> None:
+        if self._sock is None:
+            return
+        try:
+            self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError as exc:  # not TCP (e.g. a unix socket): nothing to tune
+            log.debug("could not set TCP_NODELAY: %s", exc)
+            self._sock = None
+            return
+        self._quickack()
+
+    def _quickack(self) -> None:
+        if self._sock is not None and _TCP_QUICKACK is not None:
+            try:
+                self._sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
+            except OSError:
+                self._sock = None
+
+    @property
+    def url(self) -> str:
+        """The websocket URL."""
+        return self._url
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code once closed, else None."""
+        return self._ws.close_code
+
+    async def send(self, fragments: Sequence[Fragment | memoryview]) -> None:
+        """Write all fragments of one Bokeh message, in order.
+
+        Raises:
+            MessageTooBig: a fragment exceeds ``max_message_size`` (nothing is sent).
+            ConnectionClosed: the socket is closed or closing.
+        """
+        limit = self._max_message_size
+        if limit:
+            for fragment in fragments:
+                size = len(fragment)
+                if size > limit:
+                    raise MessageTooBig(
+                        f"a message fragment of {size} bytes exceeds max_message_size="
+                        f"{limit}; raise max_message_size (and the server's "
+                        "--websocket-max-message-size) or send less at once",
+                        limit=limit,
+                        size=size,
+                    )
+        ws = self._ws
+        try:
+            for fragment in fragments:
+                if isinstance(fragment, str):
+                    await ws.send_str(fragment)
+                else:
+                    await ws.send_bytes(fragment)  # type: ignore[arg-type]
+                self.bytes_out += len(fragment)
+        except (ConnectionError, RuntimeError, aiohttp.ClientError) as exc:
+            raise self._closed_after_error() from exc
+
+    async def receive(self) -> Fragment:
+        """Return the next text (str) or binary (bytes) websocket message.
+
+        Pings are answered by aiohttp. Raises ``ConnectionClosed`` (with the close
+        code and reason) when the socket closes, and ``MessageTooBig`` when the
+        server sent a message over ``max_message_size``.
+        """
+        msg = await self._ws.receive()
+        self._quickack()
+        kind = msg.type
+        if kind is aiohttp.WSMsgType.TEXT:
+            data: str = msg.data
+            self.bytes_in += len(data)
+            return data
+        if kind is aiohttp.WSMsgType.BINARY:
+            payload: bytes = msg.data
+            self.bytes_in += len(payload)
+            return payload
+        if kind is aiohttp.WSMsgType.ERROR:
+            exc = msg.data
+            if isinstance(exc, aiohttp.WebSocketError) and exc.code == 1009:
+                raise MessageTooBig(
+                    f"the server sent a message larger than max_message_size="
+                    f"{self._max_message_size}; open the session with a larger "
+                    "max_message_size",
+                    limit=self._max_message_size,
+                ) from exc
+            raise self._closed_after_error() from exc
+        if kind is aiohttp.WSMsgType.CLOSE:
+            code = int(msg.data) if msg.data else 1005
+            reason = msg.extra or ""
+            raise closed_error(code, reason)
+        # CLOSING / CLOSED: the socket is gone.
+        raise self._closed_after_error()
+
+    def _closed_after_error(self) -> ConnectionClosed:
+        code = self._ws.close_code
+        return closed_error(1006 if code is None else code, "")
+
+    async def close(self, code: int = 1000, reason: str = "closed") -> None:
+        """Send a close frame (if still open) and release the HTTP session.
+
+        Safe to call more than once.
+        """
+        try:
+            if not self._ws.closed:
+                await self._ws.close(code=code, message=reason.encode("utf-8")[:120])
+        except (ConnectionError, RuntimeError, aiohttp.ClientError) as exc:
+            log.debug("error while closing %s: %s", self._url, exc)
+        finally:
+            await self._http.close()
+
+
+def _translate_connect_error(exc: BaseException, url: str, timeout: float) -> BaseException:
+    if isinstance(exc, aiohttp.WSServerHandshakeError):
+        status = exc.status
+        if status == 404:
+            text = (
+                f"HTTP 404 from {url}: no Bokeh app at this path (check the app path "
+                "and the server's --prefix)"
+            )
+        elif status == 403:
+            text = (
+                f"HTTP 403 from {url}: the server refused the connection (an Origin "
+                "not allowed by --allow-websocket-origin, or an auth module)"
+            )
+        elif status == 200:
+            text = f"{url} answered HTTP 200 instead of upgrading: not a Bokeh websocket URL"
+        else:
+            text = f"HTTP {status} from {url} on the websocket upgrade: {exc.message}"
+        return HandshakeRejected(text, url=url, status=status)
+    if isinstance(exc, asyncio.TimeoutError):
+        return Timeout(f"connect to {url}", timeout)
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
+        return ConnectError(f"TLS failure connecting to {url}: {exc}", url=url)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return ConnectError(
+            f"cannot connect to {url}: {exc.strerror or exc} (is `bokeh serve` running?)",
+            url=url,
+        )
+    if isinstance(exc, aiohttp.InvalidURL | ValueError):
+        return ValueError(f"invalid websocket URL {url!r}: {exc}")
+    if isinstance(exc, aiohttp.ClientError | OSError):
+        return ConnectError(f"cannot connect to {url}: {exc}", url=url)
+    return exc
