@@ -17,7 +17,6 @@ explicitly.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -26,6 +25,7 @@ from typing import Any, Literal
 
 import bokeh
 from bokeh.client.states import ErrorReason
+from bokeh.core.json_encoder import PayloadEncoder
 from bokeh.core.serialization import Buffer, Serialized, Serializer
 from bokeh.document import Document
 from bokeh.document.callbacks import invoke_with_curdoc
@@ -181,12 +181,24 @@ def _doc_json(content: Any) -> Any:
     return content["doc"]
 
 
-def document_content(doc: Document) -> tuple[dict[str, Any], list[BufferPair]]:
-    """The PUSH-DOC content for ``doc`` and its buffers (bokeh 3.9: binary buffers)."""
+_ENCODER = PayloadEncoder(separators=(",", ":"))
+
+
+def to_json_text(obj: Any) -> str:
+    """Compact JSON for a serializer tree; deferred buffers become ``{"id": ...}`` refs."""
+    return _ENCODER.encode(obj)
+
+
+def document_content(doc: Document) -> tuple[str, list[BufferPair]]:
+    """The PUSH-DOC content (JSON text) for ``doc`` and its buffers.
+
+    bokeh 3.9 sends arrays as binary buffers; earlier 3.x inline them.
+    """
     serialized: Any = doc.to_json()
     if isinstance(serialized, Serialized):
-        return {"doc": serialized.content}, [(str(b.id), b.to_bytes()) for b in serialized.buffers]
-    return {"doc": serialized}, []
+        buffers = [(str(b.id), b.to_bytes()) for b in serialized.buffers]
+        return to_json_text({"doc": serialized.content}), buffers
+    return to_json_text({"doc": serialized}), []
 
 
 # -- outgoing patches (PROTOCOL.md §4.3) -----------------------------------------
@@ -267,7 +279,7 @@ def _can_merge_streams(last: Any, event: Any) -> bool:
 
 def patch_content_json(events: Sequence[Any]) -> str:
     """JSON text of a PATCH-DOC content holding ``events``."""
-    return json.dumps({"events": list(events)}, separators=(",", ":"), allow_nan=False)
+    return to_json_text({"events": list(events)})
 
 
 # -- incoming patches ------------------------------------------------------------

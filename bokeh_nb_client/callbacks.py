@@ -50,9 +50,14 @@ class CallbackScheduler:
         self._tasks[key] = task
 
     def remove(self, key: object) -> None:
-        """Stop the callback ``key`` (no-op if it already finished)."""
+        """Stop the callback ``key`` (no-op if it already finished).
+
+        A callback removing itself while it runs (bokeh removes one-shot callbacks
+        right before invoking them) is not cancelled: it finishes its current run,
+        and a periodic one then stops.
+        """
         task = self._tasks.pop(key, None)
-        if task is not None:
+        if task is not None and task is not asyncio.current_task(self._loop):
             task.cancel()
 
     def stop(self) -> None:
@@ -77,6 +82,8 @@ class CallbackScheduler:
             await asyncio.sleep(max(0.0, next_start - loop.time()))
             started = loop.time()
             await _invoke(spec.function)
+            if self._tasks.get(key) is not asyncio.current_task(loop):
+                return  # removed while it ran
             next_start = max(started + spec.seconds, loop.time())
 
 

@@ -297,7 +297,13 @@ def show_session(
     new: Literal["tab", "window"] = "tab",
     controller: Any | None = None,
 ) -> None:
-    """Open a browser on a session: ``session``'s, or ``session_id`` on ``url``."""
+    """Show a session: ``session``'s, or ``session_id`` on ``url``.
+
+    In a Jupyter kernel (and with neither ``browser`` nor ``controller`` given) the
+    session is displayed inline, as a live view in the cell's output; elsewhere a
+    browser opens on it, as ``bokeh.client`` does. ``%config BokehClient.show``
+    overrides the choice (see ``bokeh_nb_client.jupyter.display``).
+    """
     if session is not None:
         app = session.app_url
         session_id = session.id
@@ -306,6 +312,11 @@ def show_session(
         if session_id is None:
             key, signed = _bokeh.resolve_signing(None, None)
             session_id = _bokeh.new_session_id(key, signed)
+    if browser is None and controller is None:
+        from .jupyter.display import show_in_notebook  # lazy: only jupyter/ imports IPython
+
+        if show_in_notebook(app, session_id):
+            return
     target = urls.http_url_for_session(app, session_id)
     if controller is not None:
         controller.open(target, new={"tab": 2, "window": 1}[new])

@@ -495,9 +495,24 @@ class AsyncClientSession:
     async def _await_reply(self, future: asyncio.Future[WireMessage], what: MsgType) -> WireMessage:
         try:
             async with asyncio.timeout(self._timeout):
-                return await future
+                reply = await future
         except TimeoutError:
             raise Timeout(str(what), self._timeout) from None
+        self._publish_traffic()
+        return reply
+
+    def _publish_traffic(self) -> None:
+        conn = self._conn
+        if conn is not None:
+            stats = conn.stats
+            self._status.publish(
+                messages_in=stats.messages_in,
+                messages_out=stats.messages_out,
+                bytes_in=conn.bytes_in,
+                bytes_out=conn.bytes_out,
+                last_rtt=stats.last_rtt,
+                last_activity=stats.last_activity,
+            )
 
     async def _on_home(self, fn: Callable[[], T]) -> T:
         home = self._home
@@ -633,15 +648,7 @@ class AsyncClientSession:
             log.debug("ignoring a PATCH-DOC that echoes our PUSH-DOC")
             return
         self._post_home(lambda: self._apply_patch(message))
-        conn = self._conn
-        if conn is not None:
-            self._status.publish(
-                messages_in=conn.stats.messages_in,
-                messages_out=conn.stats.messages_out,
-                bytes_in=conn.bytes_in,
-                bytes_out=conn.bytes_out,
-                last_activity=conn.stats.last_activity,
-            )
+        self._publish_traffic()
 
     def _apply_patch(self, message: WireMessage) -> None:
         """Apply one server patch on the home thread."""
@@ -687,9 +694,10 @@ class AsyncClientSession:
                 self._suppress_outgoing -= 1
         self._publish_document_counts()
 
-    def _prepare_push(self, document: Document | None) -> tuple[dict[str, Any], list[tuple[str, bytes]]]:
+    def _prepare_push(self, document: Document | None) -> tuple[JsonText, list[tuple[str, bytes]]]:
         doc = document or self._document or Document()
-        content = _bokeh.document_content(doc)
+        text, buffers = _bokeh.document_content(doc)
+        content = (JsonText(text), buffers)
         if self._document is None:
             self._attach(doc)
         self._publish_document_counts()

@@ -1,0 +1,472 @@
+"""The ``%bokeh_*`` line magics: parse, call the synchronous API, render.
+
+=====================  =========================================================
+``%bokeh_pull``        open a session on an app and bind it to a name
+``%bokeh_push``        push a Document, a layout or a session's document
+``%bokeh_show``        a live view of a session in the cell (or a browser tab)
+``%bokeh_sessions``    the open sessions of this kernel
+``%bokeh_close``       close one session by name, or all of the magics' sessions
+=====================  =========================================================
+
+``%bokeh_pull?`` (and so on) shows the help generated from the argument
+declarations. Bad arguments raise ``UsageError``, which IPython shows as one line
+with the usage. So do failures to reach the server (refused connection, unknown
+app, origin refused, timeout): the error tree of :mod:`bokeh_nb_client.exceptions`
+already names the URL and the cause, and a traceback through the client would only
+hide it. Other errors (a bug, a server ``ERROR`` reply) raise as they are.
+
+Magics are synchronous by contract. They call the synchronous API, which runs the
+I/O on the package's engine thread and waits for it; that wait never needs the
+kernel's loop, so it is safe in a cell (see ``bokeh_nb_client.engine``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, cast
+
+from bokeh.io import curdoc
+from bokeh.util.browser import get_browser_controller
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, magics_class
+
+from .. import _bokeh
+from ..client import ClientSession, pull_session, push_session, show_session
+from ..exceptions import SessionStateError, TransportError
+from ..session import AsyncClientSession, live_sessions
+from ..status import SessionState
+from . import display as render
+from ._ipython import (
+    argument,
+    display,
+    line_magic,
+    magic_arguments,
+    parse_argstring,
+)
+from .display import SessionRow
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from . import SessionRegistry
+    from .config import BokehClient
+
+__all__ = ["BokehMagics"]
+
+#: The name ``%bokeh_pull``/``%bokeh_push`` bind to, and ``%bokeh_show`` looks up.
+DEFAULT_NAME = "session"
+
+
+@contextlib.contextmanager
+def _one_line(magic: str) -> Iterator[None]:
+    """Turn connection failures into a one-line ``UsageError`` naming URL and cause."""
+    try:
+        yield
+    except (TransportError, SessionStateError) as exc:
+        raise UsageError(f"%{magic}: {exc}") from exc
+
+
+@magics_class
+class BokehMagics(Magics):
+    """Line magics for Bokeh server sessions (``%load_ext bokeh_nb_client``)."""
+
+    def __init__(
+        self, shell: InteractiveShell, *, config: BokehClient, sessions: SessionRegistry
+    ) -> None:
+        super().__init__(shell)  # type: ignore[no-untyped-call]  # IPython leaves it unannotated
+        self._config = config
+        self._sessions = sessions
+
+    @property
+    def _shell(self) -> InteractiveShell:
+        shell = self.shell
+        if shell is None:
+            raise RuntimeError("the magics are not attached to a shell")
+        return cast("InteractiveShell", shell)
+
+    # -- %bokeh_pull -----------------------------------------------------------------
+
+    @magic_arguments()
+    @argument(
+        "url",
+        nargs="?",
+        default=None,
+        help=(
+            "The app's URL, e.g. http://localhost:5006/myapp, or just the app's name, "
+            "resolved against BokehClient.default_url (default: that URL itself)."
+        ),
+    )
+    @argument("--session-id", default=None, help="Join this server session (default: a new one).")
+    @argument("--as", dest="name", default=DEFAULT_NAME, help="Variable to bind the session to.")
+    @argument(
+        "--arg",
+        dest="args",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=(
+            "A query argument for the app (repeatable); the app sees it when this "
+            "request creates the session."
+        ),
+    )
+    @line_magic
+    def bokeh_pull(self, line: str) -> None:
+        """Open a session on a Bokeh app, pull its document and bind it to a name.
+
+        The session is a ``bokeh_nb_client.ClientSession``: ``session.document`` is
+        kept in sync with the server both ways. A session already bound to the same
+        name by these magics is closed first.
+        """
+        args = self._parse(self.bokeh_pull, line)
+        name = self._check_name(args.name)
+        url = self._app_url(args.url)
+        arguments = _key_values(args.args)
+        with _one_line("bokeh_pull"):
+            session = pull_session(
+                session_id=args.session_id,
+                url=url,
+                arguments=arguments or None,
+                **self._config.session_options(),
+            )
+        self._bind(name, session)
+        display(render.render_status(session, name))
+
+    # -- %bokeh_push -----------------------------------------------------------------
+
+    @magic_arguments()
+    @argument(
+        "expr",
+        nargs="?",
+        default=None,
+        metavar="EXPR",
+        help=(
+            "What to push, evaluated in the notebook: a Document, a model or layout "
+            "(wrapped in a new Document), or a ClientSession (its document). "
+            "Default: bokeh.io.curdoc(). Quote an expression that contains spaces."
+        ),
+    )
+    @argument(
+        "url",
+        nargs="?",
+        default=None,
+        metavar="URL",
+        help="The app's URL or name (default: BokehClient.default_url).",
+    )
+    @argument(
+        "--session-id", default=None, help="The server session to replace (default: a new one)."
+    )
+    @argument("--as", dest="name", default=DEFAULT_NAME, help="Variable to bind the session to.")
+    @line_magic
+    def bokeh_push(self, line: str) -> None:
+        """Push a document to a Bokeh server session and bind the session to a name.
+
+        The server's document of that session is replaced by the local one; from
+        then on changes flow both ways. With a ClientSession as EXPR and neither URL
+        nor --session-id, that session's document is pushed to its own server
+        session again (overwriting what the server changed).
+        """
+        args = self._parse(self.bokeh_push, line)
+        name = self._check_name(args.name)
+        expr, url_arg = args.expr, args.url
+        if expr is not None and url_arg is None and _looks_like_url(expr):
+            expr, url_arg = None, expr
+        value = self._evaluate(expr) if expr is not None else curdoc()
+        if isinstance(value, ClientSession) and url_arg is None and args.session_id is None:
+            with _one_line("bokeh_push"):
+                value.push()
+            self._bind(name, value)
+            display(render.render_status(value, name))
+            return
+        document = self._document_of(expr or "curdoc()", value)
+        url = self._app_url(url_arg)
+        with _one_line("bokeh_push"):
+            session = push_session(
+                document, session_id=args.session_id, url=url, **self._config.session_options()
+            )
+        self._bind(name, session)
+        display(render.render_status(session, name))
+
+    # -- %bokeh_show -----------------------------------------------------------------
+
+    @magic_arguments()
+    @argument(
+        "expr",
+        nargs="?",
+        default=None,
+        metavar="EXPR",
+        help=(
+            f"A session, or a model whose document belongs to one (default: the "
+            f"variable {DEFAULT_NAME!r}, else the session the magics opened last)."
+        ),
+    )
+    @argument(
+        "--browser", action="store_true", help="Open a browser tab instead of an inline view."
+    )
+    @argument(
+        "--new", choices=("tab", "window"), default="tab", help="With --browser: tab or window."
+    )
+    @line_magic
+    def bokeh_show(self, line: str) -> None:
+        """Show a live view of a session: inline in the cell's output, or in a browser.
+
+        The inline view connects the browser to the same server session, so changes
+        made from the kernel appear in it without re-running anything. The Bokeh
+        server must accept the notebook page's origin on its websocket
+        (bokeh serve --allow-websocket-origin=HOST:PORT of the Jupyter server);
+        the view explains what to check if it does not load.
+        """
+        args = self._parse(self.bokeh_show, line)
+        session, model = self._session_to_show(args.expr)
+        state = session.status.state
+        if state is not SessionState.CONNECTED:
+            detail = f" ({session.status.last_error})" if session.status.last_error else ""
+            raise UsageError(
+                f"%bokeh_show: session {render.short_id(session.id)} is {state.value}{detail}; "
+                "a view would not receive changes from this kernel. "
+                "Open a new one with %bokeh_pull."
+            )
+        if isinstance(session, ClientSession):
+            # The browser pulls the document from the server: send local changes first.
+            with _one_line("bokeh_show"):
+                session.force_roundtrip()
+        browser = args.browser or str(self._config.show) == "browser"
+        if browser:
+            show_session(
+                session_id=session.id,
+                url=session.app_url,
+                new=args.new,
+                controller=get_browser_controller(browser=self._config.browser),
+            )
+            return
+        render.display_inline(session.app_url, session.id, model=model)
+
+    # -- %bokeh_sessions ---------------------------------------------------------------
+
+    @magic_arguments()
+    @line_magic
+    def bokeh_sessions(self, line: str) -> None:
+        """List the open Bokeh sessions of this kernel with their names and states.
+
+        Names are the magics' names and the notebook variables bound to a session.
+        """
+        self._parse(self.bokeh_sessions, line)
+        display(render.render_sessions(self._rows()))
+
+    # -- %bokeh_close ------------------------------------------------------------------
+
+    @magic_arguments()
+    @argument(
+        "name",
+        nargs="?",
+        default=None,
+        metavar="NAME",
+        help="The variable of the session to close.",
+    )
+    @argument(
+        "--all",
+        dest="all",
+        action="store_true",
+        help="Close every synchronous session of this kernel (named by the magics or a variable).",
+    )
+    @line_magic
+    def bokeh_close(self, line: str) -> None:
+        """Close a session (NAME) or all of this kernel's sessions (--all).
+
+        Closing sends what is still queued, then ends the kernel's connection; the
+        local document stays usable. Inline views of the session are marked closed.
+        An AsyncClientSession runs on the kernel's loop and cannot be closed from a
+        magic: close it with ``await NAME.close()``.
+        """
+        args = self._parse(self.bokeh_close, line)
+        if (args.name is None) == (not args.all):
+            raise UsageError("%bokeh_close: give a NAME or --all (not both)")
+        if args.all:
+            targets = self._closable()
+        else:
+            value = self._lookup(args.name)
+            if isinstance(value, AsyncClientSession):
+                raise UsageError(
+                    f"%bokeh_close: {args.name} is an AsyncClientSession on the kernel's loop; "
+                    f"close it with `await {args.name}.close()`"
+                )
+            if not isinstance(value, ClientSession):
+                raise UsageError(f"%bokeh_close: {args.name} is not a session")
+            targets = [(args.name, value)]
+        for name, session in targets:
+            with _one_line("bokeh_close"):
+                session.close()
+            if self._sessions.get(name) is session:
+                self._sessions.forget(name)
+            self._mark_views_closed(session)
+            print(f"closed {name} ({render.short_id(session.id)})")
+        if args.all:
+            left = [row for row in self._rows() if row.kind == "async"]
+            for row in left:
+                label = ", ".join(row.names) or render.short_id(row.session.id)
+                print(
+                    f"left open: {label} is an AsyncClientSession; "
+                    "close it with `await <name>.close()`"
+                )
+
+    # -- helpers: parsing and lookup ---------------------------------------------------
+
+    def _parse(self, magic: Callable[..., Any], line: str) -> argparse.Namespace:
+        try:
+            return parse_argstring(magic, line)
+        except UsageError as exc:
+            # IPython's usage text starts with an reST "::"; keep only the usage line.
+            usage = " ".join(getattr(magic, "parser").format_usage().replace("::", "").split())  # noqa: B009
+            raise UsageError(f"%{magic.__name__}: {exc}\nusage: {usage}") from None
+
+    def _check_name(self, name: str) -> str:
+        if not name.isidentifier():
+            raise UsageError(f"--as needs a Python identifier, got {name!r}")
+        return name
+
+    def _app_url(self, url: str | None) -> str:
+        base = str(self._config.default_url)
+        if url is None:
+            return base
+        if "://" in url:
+            return url
+        return base.rstrip("/") + "/" + url.strip("/")
+
+    def _evaluate(self, expr: str) -> Any:
+        try:
+            return self._shell.ev(expr)  # type: ignore[no-untyped-call]
+        except Exception as exc:  # any error of the user's expression is a usage error here
+            raise UsageError(f"cannot evaluate {expr!r}: {type(exc).__name__}: {exc}") from exc
+
+    def _lookup(self, name: str) -> Any:
+        known = self._sessions.get(name)
+        if known is not None:
+            return known
+        if name not in self._shell.user_ns:
+            raise UsageError(f"no session named {name!r}; see %bokeh_sessions")
+        return self._shell.user_ns[name]
+
+    def _document_of(self, expr: str, value: Any) -> _bokeh.Document:
+        if isinstance(value, ClientSession):
+            document = value.document
+            if document is None:
+                raise UsageError(f"{expr} has no document yet; pull or push it first")
+            return document
+        if isinstance(value, _bokeh.Document):
+            return value
+        if isinstance(value, _bokeh.Model):
+            if value.document is not None:
+                raise UsageError(
+                    f"{expr} already belongs to a Document; push that document "
+                    f"(%bokeh_push {expr}.document) or a model that is in none"
+                )
+            document = _bokeh.Document()
+            document.add_root(value)
+            return document
+        raise UsageError(
+            f"{expr} is a {type(value).__name__}; expected a Document, a model or layout, "
+            "or a ClientSession"
+        )
+
+    def _session_to_show(
+        self, expr: str | None
+    ) -> tuple[ClientSession | AsyncClientSession, _bokeh.Model | None]:
+        if expr is None:
+            value = self._shell.user_ns.get(DEFAULT_NAME)
+            if not isinstance(value, ClientSession | AsyncClientSession):
+                value = self._sessions.latest()
+            if value is None:
+                raise UsageError("%bokeh_show: no session to show; open one with %bokeh_pull")
+            return value, None
+        value = self._evaluate(expr)
+        if isinstance(value, ClientSession | AsyncClientSession):
+            return value, None
+        if isinstance(value, _bokeh.Model):
+            doc = value.document
+            owner = next(
+                (s for s in self._known_sessions() if doc is not None and s.document is doc), None
+            )
+            if owner is None:
+                raise UsageError(
+                    f"%bokeh_show: {expr} is not in the document of an open session; "
+                    "push it first (%bokeh_push)"
+                )
+            return owner, value
+        raise UsageError(
+            f"%bokeh_show: {expr} is a {type(value).__name__}; expected a session or a model"
+        )
+
+    def _bind(self, name: str, session: ClientSession) -> None:
+        previous = self._sessions.bind(name, session)
+        if previous is not None:
+            with _one_line("bokeh_close"):
+                previous.close()
+            self._mark_views_closed(previous)
+        self._shell.push({name: session})  # type: ignore[no-untyped-call]
+
+    # -- helpers: the kernel's sessions ------------------------------------------------
+
+    def _namespace_sessions(self) -> list[tuple[str, ClientSession | AsyncClientSession]]:
+        return [
+            (name, value)
+            for name, value in list(self._shell.user_ns.items())
+            if not name.startswith("_") and isinstance(value, ClientSession | AsyncClientSession)
+        ]
+
+    def _known_sessions(self) -> list[ClientSession | AsyncClientSession]:
+        """Sync sessions of the registry and namespace first, then every live async one."""
+        found: list[ClientSession | AsyncClientSession] = [s for _, s in self._sessions.items()]
+        found += [s for _, s in self._namespace_sessions()]
+        found += live_sessions()
+        return found
+
+    def _rows(self) -> list[SessionRow]:
+        wrappers: dict[int, ClientSession] = {}
+        names: dict[int, tuple[str, ...]] = {}
+        for name, session in [*self._sessions.items(), *self._namespace_sessions()]:
+            inner = session.async_session if isinstance(session, ClientSession) else session
+            if isinstance(session, ClientSession):
+                wrappers[id(inner)] = session
+            labels = names.get(id(inner), ())
+            if name not in labels:
+                names[id(inner)] = (*labels, name)
+        rows: list[SessionRow] = []
+        for inner in live_sessions():
+            wrapper = wrappers.get(id(inner))
+            labels = names.get(id(inner), ())
+            if wrapper is not None:
+                rows.append(SessionRow(wrapper, labels, "sync"))
+            else:
+                # Bound to a name as an AsyncClientSession, or not bound here at all
+                # (for example a ClientSession kept in a list): say only what is known.
+                rows.append(SessionRow(inner, labels, "async" if labels else "-"))
+        return rows
+
+    def _closable(self) -> list[tuple[str, ClientSession]]:
+        seen: set[int] = set()
+        targets: list[tuple[str, ClientSession]] = []
+        for name, session in [*self._sessions.items(), *self._namespace_sessions()]:
+            if isinstance(session, ClientSession) and id(session) not in seen:
+                if session.status.state is SessionState.CLOSED:
+                    continue
+                seen.add(id(session))
+                targets.append((name, session))
+        return targets
+
+    def _mark_views_closed(self, session: ClientSession) -> None:
+        render.mark_views_closed(session.app_url, session.id)
+
+
+def _looks_like_url(text: str) -> bool:
+    return "://" in text
+
+
+def _key_values(pairs: list[str]) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--arg needs KEY=VALUE, got {pair!r}")
+        result[key] = value
+    return result
