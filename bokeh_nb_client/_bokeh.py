@@ -27,6 +27,7 @@ import bokeh
 from bokeh.client.states import ErrorReason
 from bokeh.core.json_encoder import PayloadEncoder
 from bokeh.core.serialization import Buffer, Serialized, Serializer
+from bokeh.core.types import ID
 from bokeh.document import Document
 from bokeh.document.callbacks import invoke_with_curdoc
 from bokeh.document.events import (
@@ -94,7 +95,9 @@ def new_model_id() -> str:
 # -- tokens and session ids (PROTOCOL.md §1.4) ---------------------------------
 
 
-def resolve_signing(secret_key: str | bytes | None, sign_sessions: bool | None) -> tuple[bytes | None, bool]:
+def resolve_signing(
+    secret_key: str | bytes | None, sign_sessions: bool | None
+) -> tuple[bytes | None, bool]:
     """Decide the secret key and whether to sign, reading the environment now.
 
     Explicit arguments win. ``BOKEH_SECRET_KEY`` supplies a missing key;
@@ -135,7 +138,7 @@ def session_id_and_token(
     """Mint a token for ``session_id`` valid for ``expiration`` seconds from now."""
     return str(
         bokeh_token.generate_jwt_token(
-            session_id, secret_key=secret_key, signed=signed, expiration=expiration
+            ID(session_id), secret_key=secret_key, signed=signed, expiration=expiration
         )
     )
 
@@ -239,7 +242,9 @@ def merge_encoded_events(events: list[Any]) -> list[Any]:
     for event in events:
         if merged and _can_merge_streams(merged[-1], event):
             last = merged[-1]
-            for (_, old), (_, new) in zip(last["data"]["entries"], event["data"]["entries"], strict=True):
+            for (_, old), (_, new) in zip(
+                last["data"]["entries"], event["data"]["entries"], strict=True
+            ):
                 old.extend(new)
             continue
         if _is_plain_stream(event):
@@ -297,7 +302,9 @@ class PatchOutcome:
     error: Exception | None = None
 
 
-def apply_patch(doc: Document, content: Any, buffers: Sequence[BufferPair], setter: object) -> PatchOutcome:
+def apply_patch(
+    doc: Document, content: Any, buffers: Sequence[BufferPair], setter: object
+) -> PatchOutcome:
     """Apply a server PATCH-DOC to ``doc`` with ``setter`` (on the home thread).
 
     Patches that refer to models the document once had but dropped are ignored by
@@ -377,7 +384,7 @@ def server_session_script(model: Model | None, session_id: str, app_url: str) ->
     """The HTML ``<script>`` that embeds a live server session (BokehJS autoload)."""
     from bokeh.embed import server_session
 
-    return str(server_session(model=model, session_id=session_id, url=app_url))
+    return str(server_session(model=model, session_id=ID(session_id), url=app_url))
 
 
 def open_browser(url: str, browser: str | None, new: Literal["tab", "window"]) -> None:
@@ -385,7 +392,7 @@ def open_browser(url: str, browser: str | None, new: Literal["tab", "window"]) -
     from bokeh.util.browser import get_browser_controller
 
     controller = get_browser_controller(browser=browser)
-    controller.open(url, new={"tab": 2, "window": 1}[new])
+    controller.open(url, new=2 if new == "tab" else 1)
 
 
 def add_root_if_missing(doc: Document, obj: Model) -> None:

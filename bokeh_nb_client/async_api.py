@@ -28,7 +28,9 @@ async def pull_session_async(
 ) -> AsyncClientSession:
     """Open a session on the app at ``url`` (+ ``app_path``) and pull its document."""
     ws_url = urls.websocket_url_for_server_url(server_url(url, app_path))
-    session = AsyncClientSession(session_id, ws_url, io_loop, arguments, max_message_size, **options)
+    session = AsyncClientSession(
+        session_id, ws_url, io_loop, arguments, max_message_size, **options
+    )
     try:
         await session.pull()
     except BaseException:

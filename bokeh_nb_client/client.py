@@ -79,7 +79,13 @@ class ClientSession:
         self._home = current_home()
         self._engine = get_engine()
         self._session = AsyncClientSession(
-            session_id, websocket_url, io_loop, arguments, max_message_size, home=self._home, **options
+            session_id,
+            websocket_url,
+            io_loop,
+            arguments,
+            max_message_size,
+            home=self._home,
+            **options,
         )
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -232,7 +238,10 @@ class ClientSession:
 
 
 def server_url(url: str = "default", app_path: str | None = None) -> str:
-    """The http(s) URL of an app: ``url`` ("default" = ``DEFAULT_SERVER_HTTP_URL``) joined with ``app_path``."""
+    """The http(s) URL of an app: ``url`` joined with ``app_path``.
+
+    ``url="default"`` means ``DEFAULT_SERVER_HTTP_URL`` (``http://localhost:5006/``).
+    """
     if not isinstance(url, str):
         raise TypeError(f"url must be a str, got {type(url).__name__}")
     base = DEFAULT_SERVER_HTTP_URL if url == "default" else url

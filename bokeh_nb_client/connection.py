@@ -280,7 +280,9 @@ class Connection:
             raise
         except BaseException as exc:
             await transport.close(1011, "client error")
-            failure = BokehClientError(f"internal error while reading from {transport.url}: {exc!r}")
+            failure = BokehClientError(
+                f"internal error while reading from {transport.url}: {exc!r}"
+            )
             failure.__cause__ = exc
             self._finish(failure)
             raise

@@ -330,7 +330,9 @@ class AsyncClientSession:
                 raise
             self._conn = conn
             self._writer_wake = asyncio.Event()
-            self._writer = loop.create_task(self._write_loop(), name=f"bokeh-nb-client writer {self._id[:8]}")
+            self._writer = loop.create_task(
+                self._write_loop(), name=f"bokeh-nb-client writer {self._id[:8]}"
+            )
             reply = await conn.request(MsgType.SERVER_INFO_REQ, {}, timeout=self._timeout)
             self._server_info = reply.content
             server_version = self._server_info["version_info"]["bokeh"]
@@ -524,7 +526,7 @@ class AsyncClientSession:
             if result.set_running_or_notify_cancel():
                 try:
                     result.set_result(fn())
-                except BaseException as exc:
+                except BaseException as exc:  # noqa: BLE001 - forwarded to the awaiting coroutine
                     result.set_exception(exc)
 
         home.post(run)
@@ -634,7 +636,9 @@ class AsyncClientSession:
             return
         error = future.exception()
         if isinstance(error, ServerError):
-            log.warning("the server rejected a patch from session %s…: %s", self._id[:8], error.text)
+            log.warning(
+                "the server rejected a patch from session %s…: %s", self._id[:8], error.text
+            )
             self._patch_errors.append(error)
             self._status.publish(last_error=str(error))
         # A ConnectionClosed here is reported through _on_connection_closed.
@@ -671,7 +675,9 @@ class AsyncClientSession:
         if self._closed or (self._resync is not None and not self._resync.done()):
             return
         assert self._loop is not None
-        self._resync = self._loop.create_task(self._resync_document(), name="bokeh-nb-client re-pull")
+        self._resync = self._loop.create_task(
+            self._resync_document(), name="bokeh-nb-client re-pull"
+        )
 
     async def _resync_document(self) -> None:
         try:
@@ -733,4 +739,3 @@ def _check_websocket_url(url: str) -> None:
         raise TypeError(f"websocket_url must be a str, got {type(url).__name__}")
     if not url.startswith(("ws://", "wss://")):
         raise ValueError(f"websocket_url must start with ws:// or wss://, got {url!r}")
-

@@ -75,7 +75,9 @@ def test_async_callback_runs_in_loop_until_closed(
         doc.remove_periodic_callback(handle)
     else:
         with pytest.raises(ValueError, match="already"):
-            (doc.remove_timeout_callback if kind == "timeout" else doc.remove_next_tick_callback)(handle)
+            (doc.remove_timeout_callback if kind == "timeout" else doc.remove_next_tick_callback)(
+                handle
+            )
     with ClientSession(session.id, session.url) as other:
         other.pull()
         assert other.document is not None
@@ -106,7 +108,7 @@ def test_callbacks_with_the_async_api_run_on_the_callers_loop(bokeh_server: Boke
 
 
 def test_callbacks_stop_when_the_session_closes(bokeh_server: BokehServer) -> None:
-    doc, div = _doc_with_div()
+    doc, _div = _doc_with_div()
     session = push_session(doc, url=bokeh_server.http_url("empty"))
     runs: list[int] = []
     doc.add_periodic_callback(lambda: runs.append(1), 5)

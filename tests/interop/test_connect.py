@@ -100,13 +100,17 @@ def test_unresolvable_host_is_connect_error() -> None:
 
 def test_origin_refused_is_403(bokeh_server: BokehServer) -> None:
     with pytest.raises(HandshakeRejected) as info:
-        pull_session(url=bokeh_server.http_url("basic"), headers={"Origin": "http://evil.example:80"})
+        pull_session(
+            url=bokeh_server.http_url("basic"), headers={"Origin": "http://evil.example:80"}
+        )
     assert info.value.status == 403
 
 
 def test_no_origin_header_by_default_is_accepted(start_bokeh_server: StartBokehServer) -> None:
     """A server whose origin allowlist names some other host still accepts us."""
-    server = start_bokeh_server(apps=["basic"], extra_args=("--allow-websocket-origin", "example.com"))
+    server = start_bokeh_server(
+        apps=["basic"], extra_args=("--allow-websocket-origin", "example.com")
+    )
     with pull_session(url=server.http_url("basic")) as session:
         assert session.connected
 
@@ -141,7 +145,9 @@ def test_signing_from_environment_read_at_call_time(
         assert session.connected
 
 
-def test_auth_module_cookies_and_headers(start_bokeh_server: StartBokehServer, apphelpers_dir: object) -> None:
+def test_auth_module_cookies_and_headers(
+    start_bokeh_server: StartBokehServer, apphelpers_dir: object
+) -> None:
     from conftest import APPHELPERS_DIR
 
     server = start_bokeh_server(
@@ -158,7 +164,9 @@ def test_auth_module_cookies_and_headers(start_bokeh_server: StartBokehServer, a
 def test_query_arguments_reach_the_app(bokeh_server: BokehServer) -> None:
     import json
 
-    with pull_session(url=bokeh_server.http_url("args"), arguments={"a": "1", "b c": "d&e"}) as session:
+    with pull_session(
+        url=bokeh_server.http_url("args"), arguments={"a": "1", "b c": "d&e"}
+    ) as session:
         assert session.document is not None
         div = session.document.select_one({"name": "args"})
         assert json.loads(div.text) == {"a": ["1"], "b c": ["d&e"]}

@@ -125,7 +125,9 @@ def test_server_changes_go_to_client() -> None:
             await changed(doc, lambda: doc.title == "changed")
             await changed(
                 doc,
-                lambda: (d := doc.select_one({"name": "added"})) is not None and d.text == "changed",
+                lambda: (
+                    (d := doc.select_one({"name": "added"})) is not None and d.text == "changed"
+                ),
             )
             await changed(doc, lambda: doc.select_one({"name": "added"}) is None)
 

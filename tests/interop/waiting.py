@@ -36,7 +36,9 @@ async def changed(doc: Document, predicate: Callable[[], bool], timeout: float =
         doc.remove_on_change(on_change)
 
 
-def poll_until(session: ClientSession, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+def poll_until(
+    session: ClientSession, predicate: Callable[[], bool], timeout: float = 10.0
+) -> None:
     """Round-trip until ``predicate()`` holds; raise AssertionError at the deadline."""
     deadline = time.monotonic() + timeout
     while not predicate():
