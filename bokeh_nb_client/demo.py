@@ -12,9 +12,23 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
+from typing import TypeVar
+
+from bokeh.document import Document
+from bokeh.models import ColumnDataSource
+from bokeh.models.widgets import Div, Slider
 
 from . import ClientSession, pull_session
 from .local_server import BUNDLED_APP, local_bokeh_server
+
+M = TypeVar("M")
+
+
+def _find(doc: Document, name: str, kind: type[M]) -> M:
+    model = doc.select_one({"name": name})
+    if not isinstance(model, kind):
+        raise LookupError(f"the app has no {kind.__name__} named {name!r}")
+    return model
 
 
 def _step(text: str) -> None:
@@ -39,9 +53,8 @@ def run(base_url: str, rows: int) -> None:
     session = pull_session(url=app_url)
     doc = session.document
     assert doc is not None
-    print(
-        f"connected in {1000 * (time.perf_counter() - started):.1f} ms; session id {session.id[:8]}…"
-    )
+    ms = 1000 * (time.perf_counter() - started)
+    print(f"connected in {ms:.1f} ms; session id {session.id[:8]}…")
     print(f"document {doc.title!r} with {len(doc.roots)} roots and {len(list(doc.models))} models")
 
     _step("request_server_info()")
@@ -55,36 +68,35 @@ def run(base_url: str, rows: int) -> None:
     print(f"mean {1000 * (time.perf_counter() - started) / 200:.3f} ms per request/reply")
 
     _step("change the setpoint; the app reacts on the server")
-    setpoint = doc.select_one({"name": "setpoint"})
-    status = doc.select_one({"name": "status"})
+    setpoint = _find(doc, "setpoint", Slider)
+    status = _find(doc, "status", Div)
     setpoint.value = 7.5
     session.force_roundtrip()
     print(f"status div now says {status.text!r} (set by the server in reply)")
 
     _step("server-side changes arrive (the app's periodic callback streams readings)")
-    readings = doc.select_one({"name": "readings"})
+    readings = _find(doc, "readings", ColumnDataSource)
     before = len(readings.data["t"])
     waited = _until(session, lambda: len(readings.data["t"]) >= before + 3)
     print(f"{len(readings.data['t']) - before} new readings arrived in {waited:.2f} s")
 
     _step(f"stream {rows} single-row updates into 'uploads'")
-    uploads = doc.select_one({"name": "uploads"})
+    uploads = _find(doc, "uploads", ColumnDataSource)
     started = time.perf_counter()
     for i in range(rows):
         uploads.stream({"x": [i], "y": [i % 10]})
     session.force_roundtrip()
     elapsed = time.perf_counter() - started
-    print(
-        f"{rows} stream() calls acknowledged by the server in {elapsed:.2f} s ({rows / elapsed:,.0f}/s)"
-    )
+    rate = rows / elapsed
+    print(f"{rows} stream() calls acknowledged by the server in {elapsed:.2f} s ({rate:,.0f}/s)")
 
     _step("a second session on the same server session checks what the server holds")
     with pull_session(session_id=session.id, url=app_url) as observer:
         assert observer.document is not None
-        held = observer.document.select_one({"name": "uploads"}).data["x"]
+        held = _find(observer.document, "uploads", ColumnDataSource).data["x"]
         in_order = list(held) == list(range(rows))
         print(f"server holds {len(held)} uploaded rows, in order: {in_order}")
-        print(f"server's setpoint: {observer.document.select_one({'name': 'setpoint'}).value}")
+        print(f"server's setpoint: {_find(observer.document, 'setpoint', Slider).value}")
 
     _step("close()")
     session.close()

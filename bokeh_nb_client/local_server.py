@@ -19,6 +19,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import IO
 
 __all__ = ["BUNDLED_APP", "local_bokeh_server"]
 
@@ -73,7 +74,7 @@ def _wait_until_up(
     process: subprocess.Popen[bytes],
     probe: str,
     timeout: float,
-    log: tempfile._TemporaryFileWrapper[str],
+    log: IO[str],
 ) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
