@@ -21,7 +21,7 @@ Keyword-only ``**options`` accepted everywhere: ``secret_key``, ``sign_sessions`
 from __future__ import annotations
 
 import logging
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
 
@@ -216,6 +216,19 @@ class ClientSession:
     def status(self) -> SessionStatus:
         """The latest status snapshot."""
         return self._session.status
+
+    @property
+    def discarded_changes(self) -> list[str]:
+        """Local changes a reconnect discarded (reconnect policy "pull")."""
+        return self._session.discarded_changes
+
+    def subscribe(self, subscriber: Callable[[SessionStatus], None]) -> Callable[[], None]:
+        """Call ``subscriber(status)`` on each status change (on the engine thread).
+
+        Returns a function that unsubscribes. The subscriber must be quick and
+        must not touch the Document (it runs off the home thread).
+        """
+        return self._session.subscribe(subscriber)
 
     @property
     def async_session(self) -> AsyncClientSession:

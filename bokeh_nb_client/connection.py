@@ -269,6 +269,9 @@ class Connection:
                 if event is not None:
                     self._dispatch(event)
         except ConnectionClosed as exc:
+            await transport.close(
+                exc.code if 1000 <= exc.code < 5000 and exc.code != 1006 else 1000, ""
+            )
             self._finish(exc)
         except (RemoteProtocolError, MessageTooBig) as exc:
             # Nothing after a framing error can be trusted: close, as bokeh does.

@@ -18,6 +18,10 @@
     ├── ServerError (RuntimeError)       an ERROR reply: .text, .traceback, .reqid
     └── SessionStateError (RuntimeError) e.g. push before connect, use after close
 
+    BokehClientWarning (UserWarning)
+    ├── VersionMismatchWarning           the server's bokeh minor version differs
+    └── ChangesDiscardedWarning          a reconnect re-pulled and dropped local changes
+
 Builtin bases keep old ``except`` clauses working: ``bokeh.client`` raised ``OSError``
 for connect failures and ``RuntimeError`` for a lost connection or a failed
 pull/push, so ours are instances of those too. Foreign exceptions (aiohttp's) are
@@ -31,6 +35,8 @@ from __future__ import annotations
 
 __all__ = [
     "BokehClientError",
+    "BokehClientWarning",
+    "ChangesDiscardedWarning",
     "ConnectError",
     "ConnectionClosed",
     "ConnectionClosedError",
@@ -44,6 +50,7 @@ __all__ = [
     "SessionStateError",
     "Timeout",
     "TransportError",
+    "VersionMismatchWarning",
 ]
 
 
@@ -201,4 +208,25 @@ class SessionStateError(BokehClientError, RuntimeError):
 
     Examples: using a session after ``close()``, or a blocking call made from the
     engine's own thread (it would wait on itself).
+    """
+
+
+class BokehClientWarning(UserWarning):
+    """Root of the warnings this package issues."""
+
+
+class VersionMismatchWarning(BokehClientWarning):
+    """The server's bokeh has another major.minor version than the client's.
+
+    Documents are (de)serialized with the local bokeh, and the document format
+    changed between minor versions (3.8 added ``config``, 3.9 binary buffers), so
+    pulls and pushes may fail. Install the server's bokeh version in the client.
+    """
+
+
+class ChangesDiscardedWarning(BokehClientWarning):
+    """After a reconnect the session re-pulled the server's document, discarding
+    local changes that had not reached the server. The message lists them; the
+    session's ``discarded_changes`` keeps them. Use ``reconnect="push"`` when the
+    client's document should win instead.
     """

@@ -37,7 +37,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from ssl import SSLContext
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Literal, Self, TypeVar
 
 from . import _bokeh
 from ._bokeh import Document, EncodedEvents
@@ -46,15 +46,19 @@ from .connection import Connection
 from .engine import Home
 from .exceptions import (
     BokehClientError,
+    ChangesDiscardedWarning,
     ConnectionClosed,
     HandshakeRejected,
+    MessageTooBig,
     ServerError,
     SessionStateError,
     Timeout,
+    VersionMismatchWarning,
 )
 from .protocol import urls
 from .protocol.messages import MsgType, ServerInfo
 from .protocol.wire import JsonText, WireMessage
+from .reconnect import Reconnect, ReconnectMode, describe_events, resolve_reconnect
 from .status import SessionState, SessionStatus, StatusPublisher
 from .transport.websocket import AiohttpTransport
 
@@ -112,6 +116,8 @@ class AsyncClientSession:
             verification (default: verify with the system's CAs).
         timeout: seconds allowed for connecting and for each request.
         token_expiration: lifetime in seconds of the tokens this session mints.
+        reconnect: the reconnect policy: "auto" (default), "pull", "push", a
+            ``Reconnect(...)``, or None/False for none (see ``reconnect.py``).
         home: internal; the home thread of the Document (set by ``ClientSession``).
 
     Raises:
@@ -133,6 +139,7 @@ class AsyncClientSession:
         ssl: SSLContext | bool | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         token_expiration: int = 300,
+        reconnect: Reconnect | ReconnectMode | bool | None = "auto",
         home: Home | None = None,
     ) -> None:
         _check_websocket_url(websocket_url)
@@ -160,6 +167,13 @@ class AsyncClientSession:
         self._token_expiration = token_expiration
         self._home = home
         self._created = time.monotonic()
+        self._policy = resolve_reconnect(reconnect)
+        self._last_op: Literal["pull", "push"] | None = None
+        self._reconnector: asyncio.Task[None] | None = None
+        self._settled: asyncio.Event | None = None  # connected, or gave up
+        self._ended: asyncio.Event | None = None  # closed, or the connection ended for good
+        self._discarded: list[str] = []
+        self._unacknowledged = 0
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._conn: Connection | None = None
@@ -267,6 +281,11 @@ class AsyncClientSession:
         return str(failure)
 
     @property
+    def discarded_changes(self) -> list[str]:
+        """Local changes a reconnect discarded (policy "pull"), oldest first."""
+        return list(self._discarded)
+
+    @property
     def server_info(self) -> ServerInfo | None:
         """The SERVER-INFO reply read after connecting, or None before."""
         return self._server_info
@@ -299,52 +318,80 @@ class AsyncClientSession:
         """
         self._check_open()
         loop = self._bind_loop()
+        if self._reconnector is not None and not self._reconnector.done():
+            await self._wait_reconnected()
         assert self._connect_lock is not None
         async with self._connect_lock:
-            if self._conn is not None:
-                if not self._conn.closed:
+            conn = self._conn
+            if conn is not None:
+                if not conn.closed:
                     return
-                assert self._conn.failure is not None
-                raise self._conn.failure
+                failure = self._failure or conn.failure
+                assert failure is not None
+                raise failure
             self._status.publish(state=SessionState.CONNECTING)
             try:
-                url = urls.with_query_arguments(self._url, self._arguments)
-                transport = await AiohttpTransport.open(
-                    url,
-                    token=self.token,
-                    max_message_size=self._max_message_size,
-                    timeout=self._timeout,
-                    headers=self._headers,
-                    cookies=self._cookies,
-                    ssl=self._ssl,
-                )
-                conn = await Connection.open(
-                    transport,
-                    on_patch=self._on_patch,
-                    on_closed=self._on_connection_closed,
-                    ack_timeout=self._timeout,
-                )
+                await self._open(loop)
             except BokehClientError as exc:
                 self._failure = exc
                 self._status.publish(state=SessionState.ERROR, last_error=str(exc))
                 raise
-            self._conn = conn
-            self._writer_wake = asyncio.Event()
-            self._writer = loop.create_task(
-                self._write_loop(), name=f"bokeh-nb-client writer {self._id[:8]}"
+            assert self._settled is not None
+            self._settled.set()
+            self._status.publish(state=SessionState.CONNECTED)
+
+    def _start_writer(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._writer_wake = asyncio.Event()
+        self._wake_requested = False
+        if self._outbox:
+            self._writer_wake.set()
+        self._writer = loop.create_task(
+            self._write_loop(), name=f"bokeh-nb-client writer {self._id[:8]}"
+        )
+
+    async def _open(self, loop: asyncio.AbstractEventLoop, *, start_writer: bool = True) -> None:
+        """Open a connection, start its writer, read SERVER-INFO (first connect and reconnects)."""
+        url = urls.with_query_arguments(self._url, self._arguments)
+        transport = await AiohttpTransport.open(
+            url,
+            token=self.token,
+            max_message_size=self._max_message_size,
+            timeout=self._timeout,
+            headers=self._headers,
+            cookies=self._cookies,
+            ssl=self._ssl,
+        )
+        conn = await Connection.open(
+            transport,
+            on_patch=self._on_patch,
+            on_closed=self._on_connection_closed,
+            ack_timeout=self._timeout,
+        )
+        self._conn = conn
+        if start_writer:
+            self._start_writer(loop)
+        reply = await conn.request(MsgType.SERVER_INFO_REQ, {}, timeout=self._timeout)
+        first = self._server_info is None
+        self._server_info = reply.content
+        server_version = self._server_info["version_info"]["bokeh"]
+        self._status.publish(server_version=server_version)
+        if first and not _bokeh.versions_compatible(server_version):
+            warnings.warn(
+                f"the server at {self._url} runs bokeh {server_version} but this client "
+                f"has bokeh {_bokeh.BOKEH_VERSION}; documents may not (de)serialize "
+                "correctly. Install the same bokeh minor version on both sides.",
+                VersionMismatchWarning,
+                stacklevel=3,
             )
-            reply = await conn.request(MsgType.SERVER_INFO_REQ, {}, timeout=self._timeout)
-            self._server_info = reply.content
-            server_version = self._server_info["version_info"]["bokeh"]
-            self._status.publish(state=SessionState.CONNECTED, server_version=server_version)
-            if not _bokeh.versions_compatible(server_version):
-                warnings.warn(
-                    f"the server at {self._url} runs bokeh {server_version} but this client "
-                    f"has bokeh {_bokeh.BOKEH_VERSION}; documents may not (de)serialize "
-                    "correctly. Install the same bokeh minor version on both sides.",
-                    UserWarning,
-                    stacklevel=2,
-                )
+
+    async def _wait_reconnected(self) -> None:
+        assert self._settled is not None
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._settled.wait()
+        except TimeoutError:
+            error = Timeout(f"reconnect to {self._url}", self._timeout)
+            raise error from self._failure
 
     async def close(self, why: str = "closed") -> None:
         """Send what is still queued, close the websocket, stop document callbacks.
@@ -354,16 +401,20 @@ class AsyncClientSession:
         if self._closed:
             return
         self._closed = True
+        for event in (self._settled, self._ended):
+            if event is not None:
+                event.set()
         conn = self._conn
         if conn is not None and not conn.closed and self._outbox:
             try:
                 await self._flush()
             except BokehClientError as exc:
                 log.warning("could not send the last queued changes before closing: %s", exc)
-        for task in (self._writer, self._resync):
+        tasks = (self._writer, self._resync, self._reconnector)
+        for task in tasks:
             if task is not None:
                 task.cancel()
-        for task in (self._writer, self._resync):
+        for task in tasks:
             if task is not None and task is not asyncio.current_task():
                 await asyncio.gather(task, return_exceptions=True)
         if conn is not None:
@@ -373,10 +424,14 @@ class AsyncClientSession:
         self._status.publish(state=SessionState.CLOSED)
 
     async def wait_closed(self) -> None:
-        """Return once the connection has ended (closed by either side)."""
-        if self._conn is None:
+        """Return once the session has ended: closed, or its connection lost for good.
+
+        With a reconnect policy, a lost connection ends the session only when the
+        reconnect gives up.
+        """
+        if self._conn is None or self._ended is None:
             return
-        await self._conn.wait_closed()
+        await self._ended.wait()
 
     async def __aenter__(self) -> Self:
         return self
@@ -402,6 +457,10 @@ class AsyncClientSession:
             plus the errors of ``connect`` and ``Timeout``/``ConnectionClosed``.
         """
         await self.connect()
+        await self._pull_now()
+        self._last_op = "pull"
+
+    async def _pull_now(self) -> None:
         conn = self._require_conn()
         async with self._locked_send():
             await self._flush_locked(conn)
@@ -422,6 +481,10 @@ class AsyncClientSession:
         if self._document is not None and document is not None and document is not self._document:
             raise ValueError("Cannot push() a different document from existing session.document")
         await self.connect()
+        await self._push_now(document)
+        self._last_op = "push"
+
+    async def _push_now(self, document: Document | None) -> None:
         conn = self._require_conn()
         async with self._locked_send():
             await self._flush_locked(conn)
@@ -473,6 +536,8 @@ class AsyncClientSession:
             self._loop = loop
             self._connect_lock = asyncio.Lock()
             self._send_lock = asyncio.Lock()
+            self._settled = asyncio.Event()
+            self._ended = asyncio.Event()
         elif self._loop is not loop:
             raise SessionStateError("a session must be used on the event loop it connected on")
         return loop
@@ -502,6 +567,9 @@ class AsyncClientSession:
             raise Timeout(str(what), self._timeout) from None
         self._publish_traffic()
         return reply
+
+    def _publish_extra(self, **values: Any) -> None:
+        self._status.publish(extra={**self.status.extra, **values})
 
     def _publish_traffic(self) -> None:
         conn = self._conn
@@ -537,14 +605,95 @@ class AsyncClientSession:
         if self._closed:
             return
         self._failure = error
+        if self._writer is not None:
+            self._writer.cancel()
+        if self._reconnector is not None and not self._reconnector.done():
+            return  # a reconnect in progress lost its new connection: it retries
+        if self._policy is not None and not isinstance(error, MessageTooBig):
+            assert self._settled is not None
+            assert self._loop is not None
+            self._settled.clear()
+            self._status.publish(state=SessionState.RECONNECTING, last_error=str(error))
+            self._reconnector = self._loop.create_task(
+                self._reconnect(self._policy, error),
+                name=f"bokeh-nb-client reconnect {self._id[:8]}",
+            )
+            return
         state = SessionState.DISCONNECTED
         if not (isinstance(error, ConnectionClosed) and error.code in (1000, 1001)):
             state = SessionState.ERROR
         self._status.publish(state=state, last_error=str(error))
-        if self._writer is not None:
-            self._writer.cancel()
+        self._end()
+
+    def _end(self) -> None:
+        """The session is over for good (without ``close()``): stop callbacks, wake waiters."""
         if self._document is not None:
             self._post_home(self._stop_callbacks)
+        for event in (self._settled, self._ended):
+            if event is not None:
+                event.set()
+
+    async def _reconnect(self, policy: Reconnect, error: BokehClientError) -> None:
+        """Reconnect with backoff, then resynchronise the document (see reconnect.py)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + policy.give_up_after
+        last = error
+        for attempt, delay in enumerate(policy.delays(), start=1):
+            if attempt > 1 and loop.time() + delay > deadline:
+                break
+            await asyncio.sleep(delay)
+            self._publish_extra(reconnect_attempt=attempt)
+            try:
+                # The writer starts after the resync: queued changes must not reach
+                # a server session that may be a brand-new one.
+                await self._open(loop, start_writer=False)
+                await self._resynchronise(policy)
+                self._start_writer(loop)
+            except BokehClientError as exc:
+                last = exc
+                log.info("session %s…: reconnect attempt %d failed: %s", self._id[:8], attempt, exc)
+                self._status.publish(last_error=f"reconnect attempt {attempt} failed: {exc}")
+                if self._conn is not None and not self._conn.closed:
+                    await self._conn.close(1000, "resync failed")
+                continue
+            self._failure = None
+            assert self._settled is not None
+            self._settled.set()
+            self._publish_extra(reconnects=self.status.extra.get("reconnects", 0) + 1)
+            self._status.publish(state=SessionState.CONNECTED)
+            return
+        self._failure = last
+        self._status.publish(state=SessionState.ERROR, last_error=f"gave up reconnecting: {last}")
+        self._end()
+
+    async def _resynchronise(self, policy: Reconnect) -> None:
+        mode = self._last_op if policy.mode == "auto" else policy.mode
+        if mode is None or self._document is None:
+            return
+        pending: list[Any] = []
+        while self._outbox:
+            pending.extend(self._outbox.popleft().events)
+        unacknowledged, self._unacknowledged = self._unacknowledged, 0
+        if mode == "push":
+            await self._push_now(None)  # the Document holds every local change
+            return
+        await self._pull_now()
+        discarded = describe_events(pending)
+        if unacknowledged:
+            discarded.append(
+                f"{unacknowledged} batch(es) of changes sent but not acknowledged before the "
+                "connection dropped (the re-pulled document shows whether they arrived)"
+            )
+        if discarded:
+            self._discarded.extend(discarded)
+            shown = "; ".join(discarded[:10]) + (" ..." if len(discarded) > 10 else "")
+            message = (
+                f"session {self._id[:8]}… reconnected and re-pulled the server's document; "
+                f"{len(discarded)} local change(s) were discarded: {shown}"
+            )
+            log.warning("%s", message)
+            # Warn on the home thread, where the user's code runs and sees it.
+            self._post_home(lambda: warnings.warn(message, ChangesDiscardedWarning, stacklevel=1))
 
     def _post_home(self, fn: Callable[[], None]) -> None:
         if self._home is None:
@@ -560,7 +709,7 @@ class AsyncClientSession:
         if kind == "patch":
             if self._suppress_outgoing or _bokeh.event_setter(event) is self:
                 return
-            if self._closed or (self._conn is not None and self._conn.closed):
+            if self._closed or (self._ended is not None and self._ended.is_set()):
                 log.warning(
                     "session %s… is not connected: a local change was not sent (%s)",
                     self._id[:8],
@@ -635,13 +784,14 @@ class AsyncClientSession:
         if future.cancelled():
             return
         error = future.exception()
-        if isinstance(error, ServerError):
+        if isinstance(error, ConnectionClosed):
+            self._unacknowledged += 1
+        elif isinstance(error, ServerError):
             log.warning(
                 "the server rejected a patch from session %s…: %s", self._id[:8], error.text
             )
             self._patch_errors.append(error)
             self._status.publish(last_error=str(error))
-        # A ConnectionClosed here is reported through _on_connection_closed.
 
     # -- internals: incoming -------------------------------------------------------
 
@@ -693,11 +843,20 @@ class AsyncClientSession:
             doc = _bokeh.new_document_from_reply(reply.content, reply.buffers)
             self._attach(doc)
         else:
+            old_roots = {root.id for root in self._document.roots}
             self._suppress_outgoing += 1
             try:
                 _bokeh.replace_document_from_reply(self._document, reply.content, reply.buffers)
             finally:
                 self._suppress_outgoing -= 1
+            new_roots = {root.id for root in self._document.roots}
+            if old_roots and new_roots and old_roots.isdisjoint(new_roots):
+                log.info(
+                    "session %s…: the server session was recreated (server restart or "
+                    "expiry): the re-pulled document has new model ids",
+                    self._id[:8],
+                )
+                self._publish_extra(session_recreated=True)
         self._publish_document_counts()
 
     def _prepare_push(self, document: Document | None) -> tuple[JsonText, list[tuple[str, bytes]]]:
