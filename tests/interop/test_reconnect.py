@@ -80,8 +80,9 @@ def test_restart_mid_stream_pull_policy_reports_discarded_changes(
     lost_at = watch.wait_for(SessionState.RECONNECTING)
     for i in range(5):  # made while disconnected: the pull policy must report them
         sink.stream({"x": [i], "y": [i]})
+    server.restart()
+    # The re-pull and its warning happen on the home thread, inside a blocking call.
     with pytest.warns(ChangesDiscardedWarning, match="ColumnsStreamed"):
-        server.restart()
         session.force_roundtrip()  # waits for the reconnect, then round-trips
     watch.wait_for(SessionState.CONNECTED, after=lost_at)
     assert session.connected
