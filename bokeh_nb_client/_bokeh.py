@@ -21,10 +21,9 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import bokeh
-from bokeh.client.states import ErrorReason
 from bokeh.core.json_encoder import PayloadEncoder
 from bokeh.core.serialization import Buffer, Serialized, Serializer
 from bokeh.core.types import ID
@@ -62,6 +61,7 @@ __all__ = [
     "classify_event",
     "document_content",
     "encode_events",
+    "error_reason",
     "merge_encoded_events",
     "new_document_from_reply",
     "replace_document_from_reply",
@@ -70,6 +70,9 @@ __all__ = [
     "session_id_and_token",
     "versions_compatible",
 ]
+
+if TYPE_CHECKING:
+    from bokeh.client.states import ErrorReason
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +93,13 @@ _use_unique_model_ids()
 def new_model_id() -> str:
     """A fresh model id as this process now makes them (unique unless overridden)."""
     return str(make_id())
+
+
+def error_reason(http: bool) -> ErrorReason:
+    """``bokeh.client``'s ErrorReason member (imported lazily: bokeh.client pulls in tornado)."""
+    from bokeh.client.states import ErrorReason
+
+    return ErrorReason.HTTP_ERROR if http else ErrorReason.NETWORK_ERROR
 
 
 # -- tokens and session ids (PROTOCOL.md §1.4) ---------------------------------

@@ -20,10 +20,11 @@ __all__ = ["pull_session_async", "push_session_async"]
 async def pull_session_async(
     session_id: str | None = None,
     url: str = "default",
-    app_path: str | None = None,
     io_loop: object | None = None,
     arguments: Mapping[str, str] | None = None,
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    *,
+    app_path: str | None = None,
     **options: Any,
 ) -> AsyncClientSession:
     """Open a session on the app at ``url`` (+ ``app_path``) and pull its document."""
@@ -43,9 +44,10 @@ async def push_session_async(
     document: Document,
     session_id: str | None = None,
     url: str = "default",
-    app_path: str | None = None,
     io_loop: object | None = None,
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    *,
+    app_path: str | None = None,
     **options: Any,
 ) -> AsyncClientSession:
     """Open a session on the app at ``url`` and replace its document with ``document``."""

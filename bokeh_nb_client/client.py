@@ -29,6 +29,7 @@ from . import _bokeh
 from ._bokeh import DEFAULT_SERVER_HTTP_URL, Document, Model
 from .engine import current_home, get_engine
 from .exceptions import ConnectError, SessionStateError
+from .inline import show_inline
 from .protocol import urls
 from .protocol.messages import ServerInfo
 from .session import (
@@ -266,10 +267,11 @@ def server_url(url: str = "default", app_path: str | None = None) -> str:
 def pull_session(
     session_id: str | None = None,
     url: str = "default",
-    app_path: str | None = None,
     io_loop: object | None = None,
     arguments: Mapping[str, str] | None = None,
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    *,
+    app_path: str | None = None,
     **options: Any,
 ) -> ClientSession:
     """Open a session on the app at ``url`` (+ ``app_path``) and pull its document.
@@ -288,9 +290,10 @@ def push_session(
     document: Document,
     session_id: str | None = None,
     url: str = "default",
-    app_path: str | None = None,
     io_loop: object | None = None,
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    *,
+    app_path: str | None = None,
     **options: Any,
 ) -> ClientSession:
     """Open a session on the app at ``url`` and replace its document with ``document``."""
@@ -313,11 +316,12 @@ def _or_close(session: ClientSession, action: Any) -> None:
 def show_session(
     session_id: str | None = None,
     url: str = "default",
-    app_path: str | None = None,
     session: ClientSession | None = None,
     browser: str | None = None,
     new: Literal["tab", "window"] = "tab",
     controller: Any | None = None,
+    *,
+    app_path: str | None = None,
 ) -> None:
     """Show a session: ``session``'s, or ``session_id`` on ``url``.
 
@@ -334,11 +338,8 @@ def show_session(
         if session_id is None:
             key, signed = _bokeh.resolve_signing(None, None)
             session_id = _bokeh.new_session_id(key, signed)
-    if browser is None and controller is None:
-        from .jupyter.display import show_in_notebook  # lazy: only jupyter/ imports IPython
-
-        if show_in_notebook(app, session_id):
-            return
+    if browser is None and controller is None and show_inline(app, session_id):
+        return
     target = urls.http_url_for_session(app, session_id)
     if controller is not None:
         controller.open(target, new={"tab": 2, "window": 1}[new])

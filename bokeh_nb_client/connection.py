@@ -20,7 +20,6 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -30,6 +29,7 @@ from typing import Any
 from .exceptions import (
     BokehClientError,
     ConnectionClosed,
+    ConnectionClosedError,
     HandshakeRejected,
     MessageTooBig,
     RemoteProtocolError,
@@ -47,7 +47,6 @@ from .protocol.machine import ClientProtocol, State
 from .protocol.messages import IdFactory, MsgType
 from .protocol.wire import WireMessage
 from .transport.base import Transport
-from .transport.websocket import closed_error
 
 __all__ = ["Connection", "ConnectionStats"]
 
@@ -250,14 +249,19 @@ class Connection:
             self._protocol.abandon_request(msgid)
 
     async def _reader_finished(self) -> None:
-        if self._reader is asyncio.current_task():
+        """Wait for the reader to end (cancelling it after 5 s); never raise its outcome.
+
+        How the reader ended is already recorded as ``failure``.
+        """
+        reader = self._reader
+        if reader is asyncio.current_task():
             return
-        try:
-            await asyncio.wait_for(asyncio.shield(self._reader), 5.0)
-        except TimeoutError:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+        done, _ = await asyncio.wait({reader}, timeout=5.0)
+        if not done:
+            reader.cancel()
+            await asyncio.wait({reader})
+        if not reader.cancelled():
+            reader.exception()  # retrieved: it is recorded as the failure
 
     async def _read_loop(self) -> None:
         transport = self._transport
@@ -279,16 +283,21 @@ class Connection:
             self._finish(exc)
         except asyncio.CancelledError:
             await transport.close(1000, "cancelled")
-            self._finish(closed_error(1000, "cancelled"))
+            self._finish(
+                ConnectionClosedError(
+                    f"connection to {transport.url} aborted: a message write was cut short "
+                    "or the connection was cancelled",
+                    code=1006,
+                )
+            )
             raise
-        except BaseException as exc:
+        except Exception as exc:  # noqa: BLE001 - recorded as the failure every waiter gets
             await transport.close(1011, "client error")
             failure = BokehClientError(
                 f"internal error while reading from {transport.url}: {exc!r}"
             )
             failure.__cause__ = exc
             self._finish(failure)
-            raise
 
     def _dispatch(self, event: Event) -> None:
         stats = self.stats

@@ -14,11 +14,11 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from bokeh.document import Document
 from bokeh.models import ColumnDataSource
 from bokeh.models.widgets import Div, Slider
 
 from . import ClientSession, pull_session
+from ._bokeh import Document
 from .local_server import BUNDLED_APP, local_bokeh_server
 
 M = TypeVar("M")

@@ -169,7 +169,16 @@ class Home:
                     self._drain_scheduled = False
                     return
                 fn = self._inbox.popleft()
-            fn()
+            try:
+                fn()
+            except BaseException:
+                # Keep the inbox alive: the remaining work needs a drain scheduled.
+                with self._lock:
+                    self._drain_scheduled = bool(self._inbox)
+                    reschedule = self._drain_scheduled
+                if reschedule and not self.loop.is_closed():
+                    self.loop.call_soon_threadsafe(self.drain)
+                raise
 
     def wait(self, future: concurrent.futures.Future[T]) -> T:
         """Block until ``future`` is done and return its result, doing home work meanwhile.

@@ -30,11 +30,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import contextlib
 import logging
 import time
 import warnings
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from ssl import SSLContext
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
@@ -78,6 +79,7 @@ DEFAULT_SERVER_WEBSOCKET_URL = "ws://localhost:5006/ws"
 DEFAULT_MAX_MESSAGE_SIZE = 20 * 1024 * 1024
 DEFAULT_TIMEOUT = 30.0
 _MAX_EVENTS_PER_PATCH = 20_000
+_MAX_PATCHES_IN_FLIGHT = 2
 
 _live: weakref.WeakSet[AsyncClientSession] = weakref.WeakSet()
 
@@ -186,8 +188,10 @@ class AsyncClientSession:
         self._in_flight: set[asyncio.Future[WireMessage]] = set()
         self._patch_errors: list[ServerError] = []
         self._push_reply: asyncio.Future[WireMessage] | None = None
+        self._push_in_progress = False
         self._resync: asyncio.Task[None] | None = None
         self._server_info: ServerInfo | None = None
+        self._server_info_reply: asyncio.Future[WireMessage] | None = None
         self._failure: BokehClientError | None = None
         self._closed = False
 
@@ -257,8 +261,8 @@ class AsyncClientSession:
         if failure is None or self.connected:
             return None
         if isinstance(failure, HandshakeRejected) and failure.status is not None:
-            return _bokeh.ErrorReason.HTTP_ERROR
-        return _bokeh.ErrorReason.NETWORK_ERROR
+            return _bokeh.error_reason(http=True)
+        return _bokeh.error_reason(http=False)
 
     @property
     def error_code(self) -> int | None:
@@ -370,19 +374,27 @@ class AsyncClientSession:
         self._conn = conn
         if start_writer:
             self._start_writer(loop)
-        reply = await conn.request(MsgType.SERVER_INFO_REQ, {}, timeout=self._timeout)
+        # SERVER-INFO is pipelined: the next request (usually the pull) goes out
+        # without waiting for it; the version check runs when the reply arrives.
+        self._server_info_reply = await conn.send(MsgType.SERVER_INFO_REQ, {})
+        self._server_info_reply.add_done_callback(self._server_info_arrived)
+
+    def _server_info_arrived(self, future: asyncio.Future[WireMessage]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            return  # the connection's end is reported by _on_connection_closed
         first = self._server_info is None
-        self._server_info = reply.content
-        server_version = self._server_info["version_info"]["bokeh"]
+        info: ServerInfo = future.result().content
+        self._server_info = info
+        server_version = info["version_info"]["bokeh"]
         self._status.publish(server_version=server_version)
         if first and not _bokeh.versions_compatible(server_version):
-            warnings.warn(
+            message = (
                 f"the server at {self._url} runs bokeh {server_version} but this client "
                 f"has bokeh {_bokeh.BOKEH_VERSION}; documents may not (de)serialize "
-                "correctly. Install the same bokeh minor version on both sides.",
-                VersionMismatchWarning,
-                stacklevel=3,
+                "correctly. Install the same bokeh minor version on both sides."
             )
+            log.warning("%s", message)
+            self._post_home(lambda: warnings.warn(message, VersionMismatchWarning, stacklevel=1))
 
     async def _wait_reconnected(self) -> None:
         assert self._settled is not None
@@ -405,11 +417,14 @@ class AsyncClientSession:
             if event is not None:
                 event.set()
         conn = self._conn
-        if conn is not None and not conn.closed and self._outbox:
+        if conn is not None and not conn.closed:
+            # Under the send lock: waits for a batch the writer is writing, then
+            # sends what is still queued.
             try:
-                await self._flush()
-            except BokehClientError as exc:
-                log.warning("could not send the last queued changes before closing: %s", exc)
+                async with asyncio.timeout(self._timeout):
+                    await self._flush()
+            except (BokehClientError, TimeoutError) as exc:
+                log.warning("could not send the last queued changes before closing: %r", exc)
         tasks = (self._writer, self._resync, self._reconnector)
         for task in tasks:
             if task is not None:
@@ -457,7 +472,8 @@ class AsyncClientSession:
             plus the errors of ``connect`` and ``Timeout``/``ConnectionClosed``.
         """
         await self.connect()
-        await self._pull_now()
+        async with self._deadline(MsgType.PULL_DOC_REQ):
+            await self._pull_now()
         self._last_op = "pull"
 
     async def _pull_now(self) -> None:
@@ -465,7 +481,8 @@ class AsyncClientSession:
         async with self._locked_send():
             await self._flush_locked(conn)
             future = await conn.send(MsgType.PULL_DOC_REQ, {})
-        reply = await self._await_reply(future, MsgType.PULL_DOC_REQ)
+        reply = await future
+        self._publish_traffic()
         await self._on_home(lambda: self._install_pulled(reply))
 
     async def push(self, document: Document | None = None) -> None:
@@ -481,7 +498,8 @@ class AsyncClientSession:
         if self._document is not None and document is not None and document is not self._document:
             raise ValueError("Cannot push() a different document from existing session.document")
         await self.connect()
-        await self._push_now(document)
+        async with self._deadline(MsgType.PUSH_DOC):
+            await self._push_now(document)
         self._last_op = "push"
 
     async def _push_now(self, document: Document | None) -> None:
@@ -489,9 +507,14 @@ class AsyncClientSession:
         async with self._locked_send():
             await self._flush_locked(conn)
             content, buffers = await self._on_home(lambda: self._prepare_push(document))
-            future = await conn.send(MsgType.PUSH_DOC, content, buffers=buffers)
+            self._push_in_progress = True  # echo patches may arrive before send() returns
+            try:
+                future = await conn.send(MsgType.PUSH_DOC, content, buffers=buffers)
+            finally:
+                self._push_in_progress = False
             self._push_reply = future
-        await self._await_reply(future, MsgType.PUSH_DOC)
+        await future
+        self._publish_traffic()
 
     async def request_server_info(self) -> ServerInfo:
         """Return the server's ``{"version_info": {"bokeh": ..., "server": ...}}``.
@@ -499,6 +522,11 @@ class AsyncClientSession:
         Cached per connection, as in ``bokeh.client``.
         """
         await self.connect()
+        if self._server_info is None:
+            assert self._server_info_reply is not None
+            async with self._deadline(MsgType.SERVER_INFO_REQ):
+                await self._server_info_reply
+            self._publish_traffic()
         assert self._server_info is not None
         return self._server_info
 
@@ -515,11 +543,14 @@ class AsyncClientSession:
         """
         await self.connect()
         conn = self._require_conn()
-        async with self._locked_send():
-            await self._flush_locked(conn)
-            future = await conn.send(MsgType.SERVER_INFO_REQ, {})
-        await self._await_reply(future, MsgType.SERVER_INFO_REQ)
-        await self._on_home(lambda: None)  # patches posted before the reply are applied
+        async with self._deadline(MsgType.SERVER_INFO_REQ):
+            async with self._locked_send():
+                await self._flush_locked(conn)
+                future = await conn.send(MsgType.SERVER_INFO_REQ, {})
+            await future
+        # Patches that arrived before the reply were posted to the home thread
+        # first; the blocking wait of the sync API applies them before returning.
+        self._publish_traffic()
         if self._patch_errors:
             errors, self._patch_errors = self._patch_errors, []
             raise errors[0]
@@ -559,14 +590,14 @@ class AsyncClientSession:
         assert self._send_lock is not None
         return self._send_lock
 
-    async def _await_reply(self, future: asyncio.Future[WireMessage], what: MsgType) -> WireMessage:
+    @contextlib.asynccontextmanager
+    async def _deadline(self, what: MsgType) -> AsyncIterator[None]:
+        """Bound a whole operation (lock waits, writes, reply) by ``timeout``."""
         try:
             async with asyncio.timeout(self._timeout):
-                reply = await future
+                yield
         except TimeoutError:
             raise Timeout(str(what), self._timeout) from None
-        self._publish_traffic()
-        return reply
 
     def _publish_extra(self, **values: Any) -> None:
         self._status.publish(extra={**self.status.extra, **values})
@@ -586,8 +617,8 @@ class AsyncClientSession:
 
     async def _on_home(self, fn: Callable[[], T]) -> T:
         home = self._home
-        if home is None:
-            return fn()
+        if home is None or home.loop.is_closed():
+            return fn()  # no home loop (async API), or its thread is gone
         result: concurrent.futures.Future[T] = concurrent.futures.Future()
 
         def run() -> None:
@@ -756,6 +787,10 @@ class AsyncClientSession:
     async def _flush_locked(self, conn: Connection) -> None:
         """Send everything in the outbox; the caller holds the send lock."""
         while True:
+            # At most a few patches in flight: while the server works on them, new
+            # changes pile up in the outbox and leave together as one bigger batch.
+            while len(self._in_flight) >= _MAX_PATCHES_IN_FLIGHT:
+                await asyncio.wait(list(self._in_flight), return_when=asyncio.FIRST_COMPLETED)
             self._wake_requested = False
             batch = self._take_batch()
             if batch is None:
@@ -798,7 +833,7 @@ class AsyncClientSession:
     def _on_patch(self, message: WireMessage) -> None:
         """Reader callback for a server PATCH-DOC (I/O loop)."""
         push = self._push_reply
-        if push is not None and not push.done():
+        if self._push_in_progress or (push is not None and not push.done()):
             log.debug("ignoring a PATCH-DOC that echoes our PUSH-DOC")
             return
         self._post_home(lambda: self._apply_patch(message))

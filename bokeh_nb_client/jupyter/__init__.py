@@ -81,6 +81,11 @@ class SessionRegistry:
         """Drop ``name`` from the registry (without closing); return its session."""
         return self._by_name.pop(name, None)
 
+    def forget_session(self, session: ClientSession) -> None:
+        """Drop every name bound to ``session`` (without closing it)."""
+        for name in [n for n, known in self._by_name.items() if known is session]:
+            del self._by_name[name]
+
     def items(self) -> list[tuple[str, ClientSession]]:
         """``(name, session)`` pairs, in the order the names were first bound."""
         return list(self._by_name.items())

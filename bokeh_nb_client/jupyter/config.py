@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from traitlets import Enum, Float, Unicode, validate
+from traitlets import Enum, Float, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
 __all__ = ["BokehClient"]
@@ -83,7 +83,7 @@ class BokehClient(Configurable):
     def _positive(self, proposal: dict[str, object]) -> float:
         value = proposal["value"]
         if not isinstance(value, float) or value <= 0:
-            raise ValueError(f"must be a positive number of seconds, got {value!r}")
+            raise TraitError(f"must be a positive number of seconds, got {value!r}")
         return value
 
     def secret_key(self) -> str | None:

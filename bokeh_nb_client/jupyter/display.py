@@ -367,7 +367,12 @@ def inline_view(
         .replace("__LOAD_TIMEOUT_MS__", json.dumps(round(load_timeout * 1000)))
     )
     autoload = _bokeh.server_session_script(model, session_id, app_url)
-    waiting = f"Loading the live view of Bokeh session {label} from {app_url} …"
+    # Shown until the watcher hides it; also what a static rendering of the notebook
+    # (untrusted, or on a web page without a kernel) keeps showing.
+    waiting = (
+        f"Loading the live view of Bokeh session {label} from {app_url} … "
+        "(it needs the Bokeh server to be running and the notebook to be trusted)"
+    )
     markup = (
         f'<div class="bnc-view" id="{box_id}" data-state="loading">'
         f'<div class="bnc-banner bnc-loading" role="status" '

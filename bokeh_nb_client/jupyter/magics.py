@@ -60,12 +60,23 @@ DEFAULT_NAME = "session"
 
 
 @contextlib.contextmanager
-def _one_line(magic: str) -> Iterator[None]:
-    """Turn connection failures into a one-line ``UsageError`` naming URL and cause."""
+def _reported_as(magic: str) -> Iterator[None]:
+    """Report a magic's expected failures as one-line ``UsageError``s naming the magic.
+
+    Connection failures (refused, 404, 403, timeout, closed session) carry the URL
+    and the cause in their message already; invalid values (``ValueError`` from the
+    API, e.g. a malformed URL) are usage errors too. Anything else propagates with
+    its traceback: it is a bug or a server ``ERROR`` reply, not a usage problem.
+    """
+    prefix = f"%{magic}: "
     try:
         yield
-    except (TransportError, SessionStateError) as exc:
-        raise UsageError(f"%{magic}: {exc}") from exc
+    except UsageError as exc:
+        if str(exc).startswith(prefix):
+            raise
+        raise UsageError(prefix + str(exc)) from exc
+    except (TransportError, SessionStateError, ValueError) as exc:
+        raise UsageError(prefix + str(exc)) from exc
 
 
 @magics_class
@@ -119,19 +130,19 @@ class BokehMagics(Magics):
         kept in sync with the server both ways. A session already bound to the same
         name by these magics is closed first.
         """
-        args = self._parse(self.bokeh_pull, line)
-        name = self._check_name(args.name)
-        url = self._app_url(args.url)
-        arguments = _key_values(args.args)
-        with _one_line("bokeh_pull"):
+        with _reported_as("bokeh_pull"):
+            args = self._parse(self.bokeh_pull, line)
+            name = self._check_name(args.name)
+            url = self._app_url(args.url)
+            arguments = _key_values(args.args)
             session = pull_session(
                 session_id=args.session_id,
                 url=url,
                 arguments=arguments or None,
                 **self._config.session_options(),
             )
-        self._bind(name, session)
-        display(render.render_status(session, name))
+            self._bind(name, session)
+            display(render.render_status(session, name))
 
     # -- %bokeh_push -----------------------------------------------------------------
 
@@ -157,7 +168,12 @@ class BokehMagics(Magics):
     @argument(
         "--session-id", default=None, help="The server session to replace (default: a new one)."
     )
-    @argument("--as", dest="name", default=DEFAULT_NAME, help="Variable to bind the session to.")
+    @argument(
+        "--as",
+        dest="name",
+        default=None,
+        help=f"Variable to bind the session to (default: {DEFAULT_NAME!r}).",
+    )
     @line_magic
     def bokeh_push(self, line: str) -> None:
         """Push a document to a Bokeh server session and bind the session to a name.
@@ -165,28 +181,30 @@ class BokehMagics(Magics):
         The server's document of that session is replaced by the local one; from
         then on changes flow both ways. With a ClientSession as EXPR and neither URL
         nor --session-id, that session's document is pushed to its own server
-        session again (overwriting what the server changed).
+        session again (overwriting what the server changed), and it is bound to a
+        name only if --as is given. A single positional argument is EXPR unless it
+        contains "://" (then it is the URL and EXPR defaults to curdoc()).
         """
-        args = self._parse(self.bokeh_push, line)
-        name = self._check_name(args.name)
-        expr, url_arg = args.expr, args.url
-        if expr is not None and url_arg is None and _looks_like_url(expr):
-            expr, url_arg = None, expr
-        value = self._evaluate(expr) if expr is not None else curdoc()
-        if isinstance(value, ClientSession) and url_arg is None and args.session_id is None:
-            with _one_line("bokeh_push"):
+        with _reported_as("bokeh_push"):
+            args = self._parse(self.bokeh_push, line)
+            expr, url_arg = args.expr, args.url
+            if expr is not None and url_arg is None and _looks_like_url(expr):
+                expr, url_arg = None, expr
+            value = self._evaluate(expr) if expr is not None else curdoc()
+            if isinstance(value, ClientSession) and url_arg is None and args.session_id is None:
                 value.push()
-            self._bind(name, value)
-            display(render.render_status(value, name))
-            return
-        document = self._document_of(expr or "curdoc()", value)
-        url = self._app_url(url_arg)
-        with _one_line("bokeh_push"):
+                if args.name is not None:  # keep `session` as it is unless asked
+                    self._bind(self._check_name(args.name), value)
+                display(render.render_status(value, args.name or self._sessions.name_of(value)))
+                return
+            name = self._check_name(args.name or DEFAULT_NAME)
+            document = self._document_of(expr or "curdoc()", value)
+            url = self._app_url(url_arg)
             session = push_session(
                 document, session_id=args.session_id, url=url, **self._config.session_options()
             )
-        self._bind(name, session)
-        display(render.render_status(session, name))
+            self._bind(name, session)
+            display(render.render_status(session, name))
 
     # -- %bokeh_show -----------------------------------------------------------------
 
@@ -217,30 +235,30 @@ class BokehMagics(Magics):
         (bokeh serve --allow-websocket-origin=HOST:PORT of the Jupyter server);
         the view explains what to check if it does not load.
         """
-        args = self._parse(self.bokeh_show, line)
-        session, model = self._session_to_show(args.expr)
-        state = session.status.state
-        if state is not SessionState.CONNECTED:
-            detail = f" ({session.status.last_error})" if session.status.last_error else ""
-            raise UsageError(
-                f"%bokeh_show: session {render.short_id(session.id)} is {state.value}{detail}; "
-                "a view would not receive changes from this kernel. "
-                "Open a new one with %bokeh_pull."
-            )
-        if isinstance(session, ClientSession):
-            # The browser pulls the document from the server: send local changes first.
-            with _one_line("bokeh_show"):
+        with _reported_as("bokeh_show"):
+            args = self._parse(self.bokeh_show, line)
+            session, model = self._session_to_show(args.expr)
+            state = session.status.state
+            if state is not SessionState.CONNECTED:
+                detail = f" ({session.status.last_error})" if session.status.last_error else ""
+                raise UsageError(
+                    f"session {render.short_id(session.id)} is {state.value}{detail}; "
+                    "a view would not receive changes from this kernel. "
+                    "Open a new one with %bokeh_pull."
+                )
+            if isinstance(session, ClientSession):
+                # The browser pulls the document from the server: send local changes first.
                 session.force_roundtrip()
-        browser = args.browser or str(self._config.show) == "browser"
-        if browser:
-            show_session(
-                session_id=session.id,
-                url=session.app_url,
-                new=args.new,
-                controller=get_browser_controller(browser=self._config.browser),
-            )
-            return
-        render.display_inline(session.app_url, session.id, model=model)
+            browser = args.browser or str(self._config.show) == "browser"
+            if browser:
+                show_session(
+                    session_id=session.id,
+                    url=session.app_url,
+                    new=args.new,
+                    controller=get_browser_controller(browser=self._config.browser),
+                )
+                return
+            render.display_inline(session.app_url, session.id, model=model)
 
     # -- %bokeh_sessions ---------------------------------------------------------------
 
@@ -251,8 +269,9 @@ class BokehMagics(Magics):
 
         Names are the magics' names and the notebook variables bound to a session.
         """
-        self._parse(self.bokeh_sessions, line)
-        display(render.render_sessions(self._rows()))
+        with _reported_as("bokeh_sessions"):
+            self._parse(self.bokeh_sessions, line)
+            display(render.render_sessions(self._rows()))
 
     # -- %bokeh_close ------------------------------------------------------------------
 
@@ -279,36 +298,36 @@ class BokehMagics(Magics):
         An AsyncClientSession runs on the kernel's loop and cannot be closed from a
         magic: close it with ``await NAME.close()``.
         """
-        args = self._parse(self.bokeh_close, line)
-        if (args.name is None) == (not args.all):
-            raise UsageError("%bokeh_close: give a NAME or --all (not both)")
-        if args.all:
-            targets = self._closable()
-        else:
-            value = self._lookup(args.name)
-            if isinstance(value, AsyncClientSession):
-                raise UsageError(
-                    f"%bokeh_close: {args.name} is an AsyncClientSession on the kernel's loop; "
-                    f"close it with `await {args.name}.close()`"
-                )
-            if not isinstance(value, ClientSession):
-                raise UsageError(f"%bokeh_close: {args.name} is not a session")
-            targets = [(args.name, value)]
-        for name, session in targets:
-            with _one_line("bokeh_close"):
+        with _reported_as("bokeh_close"):
+            args = self._parse(self.bokeh_close, line)
+            if (args.name is None) == (not args.all):
+                raise UsageError("give a NAME or --all (not both)")
+            if args.all:
+                targets = self._closable()
+            else:
+                value = self._lookup(args.name)
+                if isinstance(value, AsyncClientSession):
+                    raise UsageError(
+                        f"{args.name} is an AsyncClientSession on the kernel's loop; "
+                        f"close it with `await {args.name}.close()`"
+                    )
+                if not isinstance(value, ClientSession):
+                    raise UsageError(f"{args.name} is not a session")
+                targets = [(args.name, value)]
+            for name, session in targets:
                 session.close()
-            if self._sessions.get(name) is session:
-                self._sessions.forget(name)
-            self._mark_views_closed(session)
-            print(f"closed {name} ({render.short_id(session.id)})")
-        if args.all:
-            left = [row for row in self._rows() if row.kind == "async"]
-            for row in left:
-                label = ", ".join(row.names) or render.short_id(row.session.id)
-                print(
-                    f"left open: {label} is an AsyncClientSession; "
-                    "close it with `await <name>.close()`"
-                )
+                if self._sessions.get(name) is session:
+                    self._sessions.forget(name)
+                self._mark_views_closed(session)
+                print(f"closed {name} ({render.short_id(session.id)})")
+            if args.all:
+                left = [row for row in self._rows() if row.kind == "async"]
+                for row in left:
+                    label = ", ".join(row.names) or render.short_id(row.session.id)
+                    print(
+                        f"left open: {label} is an AsyncClientSession; "
+                        "close it with `await <name>.close()`"
+                    )
 
     # -- helpers: parsing and lookup ---------------------------------------------------
 
@@ -318,7 +337,7 @@ class BokehMagics(Magics):
         except UsageError as exc:
             # IPython's usage text starts with an reST "::"; keep only the usage line.
             usage = " ".join(getattr(magic, "parser").format_usage().replace("::", "").split())  # noqa: B009
-            raise UsageError(f"%{magic.__name__}: {exc}\nusage: {usage}") from None
+            raise UsageError(f"{exc}\nusage: {usage}") from None
 
     def _check_name(self, name: str) -> str:
         if not name.isidentifier():
@@ -377,7 +396,7 @@ class BokehMagics(Magics):
             if not isinstance(value, ClientSession | AsyncClientSession):
                 value = self._sessions.latest()
             if value is None:
-                raise UsageError("%bokeh_show: no session to show; open one with %bokeh_pull")
+                raise UsageError("no session to show; open one with %bokeh_pull")
             return value, None
         value = self._evaluate(expr)
         if isinstance(value, ClientSession | AsyncClientSession):
@@ -389,19 +408,15 @@ class BokehMagics(Magics):
             )
             if owner is None:
                 raise UsageError(
-                    f"%bokeh_show: {expr} is not in the document of an open session; "
-                    "push it first (%bokeh_push)"
+                    f"{expr} is not in the document of an open session; push it first (%bokeh_push)"
                 )
             return owner, value
-        raise UsageError(
-            f"%bokeh_show: {expr} is a {type(value).__name__}; expected a session or a model"
-        )
+        raise UsageError(f"{expr} is a {type(value).__name__}; expected a session or a model")
 
     def _bind(self, name: str, session: ClientSession) -> None:
         previous = self._sessions.bind(name, session)
         if previous is not None:
-            with _one_line("bokeh_close"):
-                previous.close()
+            previous.close()
             self._mark_views_closed(previous)
         self._shell.push({name: session})  # type: ignore[no-untyped-call]
 

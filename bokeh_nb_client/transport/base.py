@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from ..exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK
 from ..protocol.wire import Fragment
 
-__all__ = ["Transport"]
+__all__ = ["Transport", "closed_error"]
 
 
 class Transport(Protocol):
@@ -36,3 +37,24 @@ class Transport(Protocol):
     async def close(self, code: int = 1000, reason: str = "closed") -> None:
         """Close the channel; idempotent."""
         ...
+
+
+_NORMAL_CLOSE_CODES = frozenset({1000, 1001})
+
+_CLOSE_CODE_MEANINGS = {
+    1006: "the connection dropped without a close frame (server killed or network cut)",
+    1009: "a message was larger than the server's --websocket-max-message-size",
+    10000: "the server failed to parse a message",
+    10001: "the server detected a protocol error",
+}
+
+
+def closed_error(code: int, reason: str) -> ConnectionClosed:
+    """Build the ConnectionClosed subclass that fits a close ``code`` and ``reason``."""
+    meaning = _CLOSE_CODE_MEANINGS.get(code)
+    text = f"connection closed (code {code}"
+    text += f", reason {reason!r})" if reason else ")"
+    if meaning:
+        text += f": {meaning}"
+    cls = ConnectionClosedOK if code in _NORMAL_CLOSE_CODES else ConnectionClosedError
+    return cls(text, code=code, reason=reason)

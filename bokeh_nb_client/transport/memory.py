@@ -41,7 +41,7 @@ from collections.abc import Sequence
 
 from ..exceptions import MessageTooBig
 from ..protocol.wire import Fragment
-from .websocket import closed_error
+from .base import closed_error
 
 __all__ = ["MemoryPeer", "MemoryTransport", "memory_pair"]
 

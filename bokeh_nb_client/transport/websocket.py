@@ -29,39 +29,18 @@ import aiohttp
 from ..exceptions import (
     ConnectError,
     ConnectionClosed,
-    ConnectionClosedError,
-    ConnectionClosedOK,
     HandshakeRejected,
     MessageTooBig,
     Timeout,
 )
 from ..protocol.wire import Fragment
+from .base import closed_error
 
 __all__ = ["AiohttpTransport", "closed_error"]
 
 log = logging.getLogger(__name__)
 
 _TCP_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
-
-_NORMAL_CLOSE_CODES = frozenset({1000, 1001})
-
-_CLOSE_CODE_MEANINGS = {
-    1006: "the connection dropped without a close frame (server killed or network cut)",
-    1009: "a message was larger than the server's --websocket-max-message-size",
-    10000: "the server failed to parse a message",
-    10001: "the server detected a protocol error",
-}
-
-
-def closed_error(code: int, reason: str) -> ConnectionClosed:
-    """Build the ConnectionClosed subclass that fits a close ``code`` and ``reason``."""
-    meaning = _CLOSE_CODE_MEANINGS.get(code)
-    text = f"connection closed (code {code}"
-    text += f", reason {reason!r})" if reason else ")"
-    if meaning:
-        text += f": {meaning}"
-    cls = ConnectionClosedOK if code in _NORMAL_CLOSE_CODES else ConnectionClosedError
-    return cls(text, code=code, reason=reason)
 
 
 class AiohttpTransport:
@@ -86,6 +65,7 @@ class AiohttpTransport:
         self._tune_socket()
         self.bytes_in = 0
         self.bytes_out = 0
+        self._local_close: tuple[int, str] | None = None
 
     @classmethod
     async def open(
@@ -230,6 +210,8 @@ class AiohttpTransport:
         raise self._closed_after_error()
 
     def _closed_after_error(self) -> ConnectionClosed:
+        if self._local_close is not None:
+            return closed_error(*self._local_close)  # we closed it ourselves
         code = self._ws.close_code
         return closed_error(1006 if code is None else code, "")
 
@@ -238,6 +220,8 @@ class AiohttpTransport:
 
         Safe to call more than once.
         """
+        if self._local_close is None:
+            self._local_close = (code, reason)
         try:
             if not self._ws.closed:
                 await self._ws.close(code=code, message=reason.encode("utf-8")[:120])
