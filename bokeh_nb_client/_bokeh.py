@@ -25,7 +25,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import bokeh
 from bokeh.core.json_encoder import PayloadEncoder
-from bokeh.core.serialization import Buffer, Serialized, Serializer
+from bokeh.core.serialization import (
+    Buffer,
+    Deserializer,
+    Serialized,
+    Serializer,
+    UnknownReferenceError,
+)
 from bokeh.core.types import ID
 from bokeh.document import Document
 from bokeh.document.callbacks import invoke_with_curdoc
@@ -315,18 +321,62 @@ class PatchOutcome:
 def apply_patch(
     doc: Document, content: Any, buffers: Sequence[BufferPair], setter: object
 ) -> PatchOutcome:
-    """Apply a server PATCH-DOC to ``doc`` with ``setter`` (on the home thread).
+    """Apply a server PATCH-DOC to ``doc`` with ``setter``, all or nothing (home thread).
 
-    Patches that refer to models the document once had but dropped are ignored by
-    bokeh itself (§3). Any other failure is returned, not raised, because the
-    remedy (a re-pull) belongs to the session.
+    The whole patch is decoded and every event checked before the first one is
+    applied, so a patch that fails (an unknown model, a value this model rejects,
+    a stream that misses columns) leaves the document untouched. Patches that
+    refer to models the document once had but dropped are ignored, as bokeh does
+    (PROTOCOL.md §3). Failures are returned, not raised: the remedy (a re-pull)
+    belongs to the session.
     """
     payload = _serialized(content, buffers)
     try:
-        invoke_with_curdoc(doc, lambda: doc.apply_json_patch(payload, setter=setter))  # type: ignore[arg-type]
+        invoke_with_curdoc(doc, lambda: _apply_checked(doc, payload, setter))
     except Exception as exc:  # noqa: BLE001 - every failure means "re-pull", reported to the caller
         return PatchOutcome(error=exc)
     return PatchOutcome()
+
+
+def _apply_checked(doc: Document, payload: Serialized[Any], setter: object) -> None:
+    deserializer = Deserializer(list(doc.models), setter=setter)  # type: ignore[arg-type]
+    try:
+        patch = deserializer.deserialize(payload)
+    except UnknownReferenceError as error:
+        if doc.models.seen(error.id):
+            return  # a model we dropped meanwhile: harmless, as in bokeh
+        raise
+    events = patch["events"]
+    if not isinstance(events, list):
+        raise ValueError("PATCH-DOC content has no list of events")
+    for event in events:
+        _check_event(event)
+    for event in events:
+        DocumentPatchedEvent.handle_event(doc, event, setter)  # type: ignore[arg-type]
+    doc.models.flush_synced(lambda model: not deserializer.has_ref(model))
+
+
+def _check_event(event: Any) -> None:
+    """Raise if applying ``event`` would fail half-way (values are already decoded)."""
+    if not isinstance(event, dict) or event.get("kind") not in DocumentPatchedEvent._handlers:
+        raise ValueError(f"unknown patch event {event!r:.100}")
+    kind = event["kind"]
+    model = event.get("model")
+    if kind == "ModelChanged" and isinstance(model, Model):
+        descriptor = model.lookup(event["attr"], raises=False)
+        if descriptor is not None:
+            descriptor.property.prepare_value(model, event["attr"], event["new"])
+    elif kind == "ColumnsStreamed" and isinstance(model, Model):
+        existing = set(getattr(model, event["attr"]))
+        new = set(event["data"])
+        if existing and new != existing:
+            raise ValueError(
+                f"stream to {model} names columns {sorted(new)}, the source has {sorted(existing)}"
+            )
+    elif kind == "ColumnsPatched" and isinstance(model, Model):
+        missing = set(event["patches"]) - set(getattr(model, event["attr"]))
+        if missing:
+            raise ValueError(f"patch to {model} names unknown columns {sorted(missing)}")
 
 
 # -- document change events --------------------------------------------------------

@@ -28,7 +28,7 @@ from typing import Any, Literal, Self, TypeVar
 from . import _bokeh
 from ._bokeh import DEFAULT_SERVER_HTTP_URL, Document, Model
 from .engine import current_home, get_engine
-from .exceptions import ConnectError, SessionStateError
+from .exceptions import BokehClientError, ConnectError, SessionStateError
 from .inline import show_inline
 from .protocol import urls
 from .protocol.messages import ServerInfo
@@ -219,6 +219,11 @@ class ClientSession:
         return self._session.status
 
     @property
+    def last_error(self) -> BokehClientError | None:
+        """The error that ended the connection, if it ended abnormally."""
+        return self._session.last_error
+
+    @property
     def discarded_changes(self) -> list[str]:
         """Local changes a reconnect discarded (reconnect policy "pull")."""
         return self._session.discarded_changes
@@ -258,10 +263,15 @@ def server_url(url: str = "default", app_path: str | None = None) -> str:
     """
     if not isinstance(url, str):
         raise TypeError(f"url must be a str, got {type(url).__name__}")
+    if app_path is not None and not isinstance(app_path, str):
+        raise TypeError(f"app_path must be a str or None, got {type(app_path).__name__}")
     base = DEFAULT_SERVER_HTTP_URL if url == "default" else url
     if base.startswith(("ws://", "wss://")):
         raise ValueError(f"url should be the http(s) URL of the app, not a websocket URL: {url!r}")
-    return urls.app_url(base, app_path)
+    try:
+        return urls.app_url(base, app_path)
+    except ValueError as exc:
+        raise ValueError(f"bad url={url!r} / app_path={app_path!r}: {exc}") from None
 
 
 def pull_session(

@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 
 PatchHandler = Callable[[WireMessage], None]
 ClosedHandler = Callable[[BokehClientError], None]
+ReplyHandler = Callable[[WireMessage], None]
 
 
 @dataclass(slots=True)
@@ -83,6 +84,7 @@ class Connection:
         self._on_closed = on_closed
         self._pending: dict[str, asyncio.Future[WireMessage]] = {}
         self._sent_at: dict[str, float] = {}
+        self._on_reply: dict[str, ReplyHandler] = {}
         self._write_lock = asyncio.Lock()
         self._acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._closed = asyncio.Event()
@@ -158,14 +160,21 @@ class Connection:
         content: Any,
         *,
         buffers: Sequence[tuple[str, bytes | memoryview]] = (),
+        on_reply: ReplyHandler | None = None,
     ) -> asyncio.Future[WireMessage]:
         """Write one request and return the future of its reply (not awaited).
+
+        ``on_reply``, if given, is called by the reader with the reply as soon as it
+        is read, before any later message is handled: use it for work that must be
+        ordered with incoming patches (installing a pulled document).
 
         The future fails with ``ServerError`` on an ERROR reply and with the
         closing error if the connection ends first. Raises at once if the
         connection has already ended or a fragment is over the size limit.
         """
-        _msgid, future = await self._send(msgtype, content, buffers)
+        msgid, future = await self._send(msgtype, content, buffers)
+        if on_reply is not None:
+            self._on_reply[msgid] = on_reply
         return future
 
     async def _send(
@@ -228,6 +237,14 @@ class Connection:
                 self._forget(msgid)
             raise
 
+    def abort(self, error: BokehClientError) -> None:
+        """End the connection now because of ``error`` (e.g. a malformed reply).
+
+        Pending requests fail with ``error``; the reader closes the socket.
+        """
+        self._finish(error)
+        self._reader.cancel()
+
     async def close(self, code: int = 1000, reason: str = "closed") -> None:
         """Close the websocket and wait until the reader has finished. Idempotent."""
         if not self._closed.is_set():
@@ -245,6 +262,7 @@ class Connection:
     def _forget(self, msgid: str) -> None:
         future = self._pending.pop(msgid, None)
         self._sent_at.pop(msgid, None)
+        self._on_reply.pop(msgid, None)
         if future is not None and self._protocol.state is not State.CLOSED:
             self._protocol.abandon_request(msgid)
 
@@ -273,16 +291,16 @@ class Connection:
                 if event is not None:
                     self._dispatch(event)
         except ConnectionClosed as exc:
+            self._finish(exc)
             await transport.close(
                 exc.code if 1000 <= exc.code < 5000 and exc.code != 1006 else 1000, ""
             )
-            self._finish(exc)
         except (RemoteProtocolError, MessageTooBig) as exc:
             # Nothing after a framing error can be trusted: close, as bokeh does.
-            await transport.close(1002 if isinstance(exc, RemoteProtocolError) else 1009, "")
+            # Waiters learn the cause at once; the close handshake may take a while.
             self._finish(exc)
+            await transport.close(1002 if isinstance(exc, RemoteProtocolError) else 1009, "")
         except asyncio.CancelledError:
-            await transport.close(1000, "cancelled")
             self._finish(
                 ConnectionClosedError(
                     f"connection to {transport.url} aborted: a message write was cut short "
@@ -290,14 +308,15 @@ class Connection:
                     code=1006,
                 )
             )
+            await transport.close(1000, "cancelled")
             raise
         except Exception as exc:  # noqa: BLE001 - recorded as the failure every waiter gets
-            await transport.close(1011, "client error")
             failure = BokehClientError(
                 f"internal error while reading from {transport.url}: {exc!r}"
             )
             failure.__cause__ = exc
             self._finish(failure)
+            await transport.close(1011, "client error")
 
     def _dispatch(self, event: Event) -> None:
         stats = self.stats
@@ -310,6 +329,9 @@ class Connection:
             case ReplyReceived(reqid=reqid, message=message):
                 self._record_rtt(reqid, now)
                 future = self._pending.pop(reqid, None)
+                handler = self._on_reply.pop(reqid, None)
+                if handler is not None:
+                    handler(message)
                 if future is not None and not future.done():
                     future.set_result(message)
             case ErrorReplyReceived(reqid=reqid, request_type=rtype, text=text, traceback=tb):

@@ -51,15 +51,17 @@ from .exceptions import (
     ConnectionClosed,
     HandshakeRejected,
     MessageTooBig,
+    RemoteProtocolError,
     ServerError,
     SessionStateError,
     Timeout,
     VersionMismatchWarning,
 )
+from .options import SessionOptions
 from .protocol import urls
 from .protocol.messages import MsgType, ServerInfo
 from .protocol.wire import JsonText, WireMessage
-from .reconnect import Reconnect, ReconnectMode, describe_events, resolve_reconnect
+from .reconnect import Reconnect, ReconnectMode, describe_events
 from .status import SessionState, SessionStatus, StatusPublisher
 from .transport.websocket import AiohttpTransport
 
@@ -144,37 +146,41 @@ class AsyncClientSession:
         reconnect: Reconnect | ReconnectMode | bool | None = "auto",
         home: Home | None = None,
     ) -> None:
-        _check_websocket_url(websocket_url)
-        if not isinstance(max_message_size, int) or max_message_size < 0:
-            raise ValueError(f"max_message_size must be an int >= 0, got {max_message_size!r}")
-        if not isinstance(timeout, int | float) or timeout <= 0:
-            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
-        if not isinstance(token_expiration, int) or token_expiration <= 0:
-            raise ValueError(f"token_expiration must be a positive int, got {token_expiration!r}")
-        if ssl is not None and not isinstance(ssl, SSLContext | bool):
-            raise TypeError("ssl must be an ssl.SSLContext, False, or None")
-        self._secret_key, self._signed = _bokeh.resolve_signing(secret_key, sign_sessions)
-        if session_id is None:
-            session_id = _bokeh.new_session_id(self._secret_key, self._signed)
-        elif not isinstance(session_id, str) or not session_id:
-            raise ValueError("session_id must be a non-empty string")
-        self._id = session_id
-        self._url = websocket_url
-        self._arguments = dict(arguments) if arguments else None
-        self._max_message_size = max_message_size
-        self._headers = dict(headers) if headers else None
-        self._cookies = dict(cookies) if cookies else None
-        self._ssl = ssl
-        self._timeout = float(timeout)
-        self._token_expiration = token_expiration
+        options = SessionOptions.build(
+            session_id=session_id,
+            websocket_url=websocket_url,
+            arguments=arguments,
+            max_message_size=max_message_size,
+            secret_key=secret_key,
+            sign_sessions=sign_sessions,
+            headers=headers,
+            cookies=cookies,
+            ssl=ssl,
+            timeout=timeout,
+            token_expiration=token_expiration,
+            reconnect=reconnect,
+        )
+        self._options = options
+        self._secret_key, self._signed = options.secret_key, options.signed
+        self._id = options.session_id
+        self._connect_url = options.websocket_url
+        self._url = urls.redact_userinfo(options.websocket_url)  # shown: no credentials
+        self._arguments = options.arguments
+        self._max_message_size = options.max_message_size
+        self._headers = options.headers
+        self._cookies = options.cookies
+        self._ssl = options.ssl
+        self._timeout = options.timeout
+        self._token_expiration = options.token_expiration
         self._home = home
         self._created = time.monotonic()
-        self._policy = resolve_reconnect(reconnect)
+        self._policy = options.reconnect
         self._last_op: Literal["pull", "push"] | None = None
         self._reconnector: asyncio.Task[None] | None = None
         self._settled: asyncio.Event | None = None  # connected, or gave up
         self._ended: asyncio.Event | None = None  # closed, or the connection ended for good
         self._discarded: list[str] = []
+        self._opening = False
         self._unacknowledged = 0
 
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -199,7 +205,7 @@ class AsyncClientSession:
         self._suppress_outgoing = 0
         self._scheduler: CallbackScheduler | None = None
 
-        self._status = StatusPublisher(SessionStatus(url=websocket_url, session_id=session_id))
+        self._status = StatusPublisher(SessionStatus(url=self._url, session_id=self._id))
         _live.add(self)
 
     # -- properties (bokeh.client names) ------------------------------------
@@ -227,7 +233,8 @@ class AsyncClientSession:
     @property
     def app_url(self) -> str:
         """The http(s) URL of the app (what a browser opens)."""
-        return urls.server_url_for_websocket_url(self._url).rstrip("/") or self._url
+        plain = urls.redact_userinfo(self._connect_url, replacement="")
+        return urls.server_url_for_websocket_url(plain).rstrip("/")
 
     @property
     def arguments(self) -> dict[str, str] | None:
@@ -355,7 +362,16 @@ class AsyncClientSession:
 
     async def _open(self, loop: asyncio.AbstractEventLoop, *, start_writer: bool = True) -> None:
         """Open a connection, start its writer, read SERVER-INFO (first connect and reconnects)."""
-        url = urls.with_query_arguments(self._url, self._arguments)
+        # While opening, failures reach the caller as exceptions; the connection's
+        # on_closed callback must not also start a reconnect for them.
+        self._opening = True
+        try:
+            await self._open_connection(loop, start_writer)
+        finally:
+            self._opening = False
+
+    async def _open_connection(self, loop: asyncio.AbstractEventLoop, start_writer: bool) -> None:
+        url = urls.with_query_arguments(self._connect_url, self._arguments)
         transport = await AiohttpTransport.open(
             url,
             token=self.token,
@@ -382,10 +398,22 @@ class AsyncClientSession:
     def _server_info_arrived(self, future: asyncio.Future[WireMessage]) -> None:
         if future.cancelled() or future.exception() is not None:
             return  # the connection's end is reported by _on_connection_closed
+        content = future.result().content
+        try:
+            server_version = content["version_info"]["bokeh"]
+            if not isinstance(server_version, str):
+                raise TypeError(type(server_version).__name__)
+        except (KeyError, TypeError) as exc:
+            error = RemoteProtocolError(
+                f"malformed SERVER-INFO-REPLY from {self._url}: {content!r:.200}"
+            )
+            error.__cause__ = exc
+            if self._conn is not None:
+                self._conn.abort(error)
+            return
         first = self._server_info is None
-        info: ServerInfo = future.result().content
+        info: ServerInfo = content
         self._server_info = info
-        server_version = info["version_info"]["bokeh"]
         self._status.publish(server_version=server_version)
         if first and not _bokeh.versions_compatible(server_version):
             message = (
@@ -478,12 +506,19 @@ class AsyncClientSession:
 
     async def _pull_now(self) -> None:
         conn = self._require_conn()
+        installed: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+        def on_reply(reply: WireMessage) -> None:
+            # Called by the reader: the install is queued for the home thread in
+            # arrival order, before any patch the server sent after its reply.
+            self._post_home(lambda: _run_into(installed, lambda: self._install_pulled(reply)))
+
         async with self._locked_send():
             await self._flush_locked(conn)
-            future = await conn.send(MsgType.PULL_DOC_REQ, {})
-        reply = await future
+            future = await conn.send(MsgType.PULL_DOC_REQ, {}, on_reply=on_reply)
+        await future
         self._publish_traffic()
-        await self._on_home(lambda: self._install_pulled(reply))
+        await asyncio.wrap_future(installed)
 
     async def push(self, document: Document | None = None) -> None:
         """Connect if needed, then replace the server's document with ``document``.
@@ -527,7 +562,10 @@ class AsyncClientSession:
             async with self._deadline(MsgType.SERVER_INFO_REQ):
                 await self._server_info_reply
             self._publish_traffic()
-        assert self._server_info is not None
+        if self._server_info is None:  # the reply was malformed and ended the connection
+            failure = self._failure or (self._conn.failure if self._conn else None)
+            assert failure is not None
+            raise failure
         return self._server_info
 
     async def force_roundtrip(self) -> None:
@@ -621,19 +659,12 @@ class AsyncClientSession:
             return fn()  # no home loop (async API), or its thread is gone
         result: concurrent.futures.Future[T] = concurrent.futures.Future()
 
-        def run() -> None:
-            if result.set_running_or_notify_cancel():
-                try:
-                    result.set_result(fn())
-                except BaseException as exc:  # noqa: BLE001 - forwarded to the awaiting coroutine
-                    result.set_exception(exc)
-
-        home.post(run)
+        home.post(lambda: _run_into(result, fn))
         return await asyncio.wrap_future(result)
 
     def _on_connection_closed(self, error: BokehClientError) -> None:
         """Reader callback: the connection ended (I/O loop)."""
-        if self._closed:
+        if self._closed or self._opening:
             return
         self._failure = error
         if self._writer is not None:
@@ -870,10 +901,24 @@ class AsyncClientSession:
         except BokehClientError as exc:
             log.warning("session %s…: re-pull failed: %s", self._id[:8], exc)
             self._status.publish(last_error=f"re-pull failed: {exc}")
+        except Exception as exc:
+            log.exception("session %s…: re-pull failed", self._id[:8])
+            self._status.publish(last_error=f"re-pull failed: {exc!r}")
 
     # -- internals: on the home thread -------------------------------------------------
 
     def _install_pulled(self, reply: WireMessage) -> None:
+        try:
+            self._install_document(reply)
+        except BokehClientError:
+            raise
+        except Exception as exc:
+            # The reply could not be read as a document: nothing was changed.
+            raise RemoteProtocolError(
+                f"the server's PULL-DOC-REPLY could not be loaded as a document: {exc!r}"
+            ) from exc
+
+    def _install_document(self, reply: WireMessage) -> None:
         if self._document is None:
             doc = _bokeh.new_document_from_reply(reply.content, reply.buffers)
             self._attach(doc)
@@ -928,8 +973,10 @@ class AsyncClientSession:
             self._status.publish(roots=len(doc.roots), models=len(list(doc.models)))
 
 
-def _check_websocket_url(url: str) -> None:
-    if not isinstance(url, str):
-        raise TypeError(f"websocket_url must be a str, got {type(url).__name__}")
-    if not url.startswith(("ws://", "wss://")):
-        raise ValueError(f"websocket_url must start with ws:// or wss://, got {url!r}")
+def _run_into(result: concurrent.futures.Future[T], fn: Callable[[], T]) -> None:
+    """Run ``fn`` and put its outcome into ``result`` (unless it was cancelled)."""
+    if result.set_running_or_notify_cancel():
+        try:
+            result.set_result(fn())
+        except BaseException as exc:  # noqa: BLE001 - forwarded to whoever awaits ``result``
+            result.set_exception(exc)

@@ -23,54 +23,14 @@ Bokeh names a custom model after its module, so both sides must agree.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
 from bokeh_server import BokehServer, StartBokehServer, find_free_port
+from testapps import APPHELPERS_DIR, APPS_DIR, FAST_SESSION_ARGS, app_paths
 
-APPS_DIR = Path(__file__).parent / "interop" / "apps"
-APPHELPERS_DIR = Path(__file__).parent / "interop" / "apphelpers"
-
-#: Options of the session-wide server: a keepalive ping every second, and
-#: sessions without connections discarded 2-3 s after their last client left
-#: (PROTOCOL.md §5.2-5.3), so expiry tests finish quickly.
-FAST_SESSION_ARGS: tuple[str, ...] = (
-    "--keep-alive",
-    "1000",
-    "--check-unused-sessions",
-    "1000",
-    "--unused-session-lifetime",
-    "2000",
-)
-
-_INTEROP_DIR = str(APPS_DIR.parent)
-if _INTEROP_DIR not in sys.path:
-    sys.path.insert(0, _INTEROP_DIR)
-
-
-def app_paths(names: Sequence[str] | None = None) -> list[Path]:
-    """Return the paths of the named apps in ``APPS_DIR``, or of all of them.
-
-    Args:
-        names: App names (file stems or directory names, as in the URL); ``None``
-            means every app, sorted by name.
-
-    Raises:
-        ValueError: A name matches no app.
-    """
-    available = {
-        path.stem if path.is_file() else path.name: path
-        for path in APPS_DIR.iterdir()
-        if (path.suffix == ".py" or path.is_dir()) and not path.name.startswith(("_", "."))
-    }
-    if names is None:
-        return [available[name] for name in sorted(available)]
-    unknown = [name for name in names if name not in available]
-    if unknown:
-        raise ValueError(f"no such app(s) {unknown} in {APPS_DIR}; have {sorted(available)}")
-    return [available[name] for name in names]
+__all__ = ["APPHELPERS_DIR", "APPS_DIR", "FAST_SESSION_ARGS", "app_paths"]
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,16 @@ What loading the extension does:
 * makes ``ClientSession.show()`` and ``show_session()`` honour that configuration.
 
 Unloading removes the magics and the configurable and closes every session in
-:data:`registry`, the sessions the magics opened in this kernel. Sessions the
-user opened in code (``pull_session(...)``) belong to the user and are left alone.
+:data:`registry`, the sessions the magics opened in this kernel (their inline
+views are marked closed). Sessions the user opened in code (``pull_session(...)``)
+belong to the user and are left alone.
+
+Inline views (``%bokeh_show``, ``ClientSession.show()``, ``show_session()`` in a
+kernel) are BokehJS in the notebook page talking to the Bokeh server directly, so
+the server must be reachable from the browser and must accept the page's origin:
+``bokeh serve ... --allow-websocket-origin=<host:port of the Jupyter server>``.
+A view that cannot load says so, naming the origin to allow; a view whose
+connection drops says it is disconnected. See :mod:`.display`.
 
 Invariants:
 
@@ -62,8 +70,8 @@ class SessionRegistry:
 
     def bind(self, name: str, session: ClientSession) -> ClientSession | None:
         """Record ``session`` under ``name``; return the session it replaced, if any."""
-        previous = self._by_name.get(name)
-        self._by_name[name] = session
+        previous = self._by_name.pop(name, None)
+        self._by_name[name] = session  # (re)inserted last: latest() sees it
         return previous if previous is not session else None
 
     def get(self, name: str) -> ClientSession | None:
@@ -77,17 +85,13 @@ class SessionRegistry:
                 return name
         return None
 
-    def forget(self, name: str) -> ClientSession | None:
-        """Drop ``name`` from the registry (without closing); return its session."""
-        return self._by_name.pop(name, None)
-
     def forget_session(self, session: ClientSession) -> None:
         """Drop every name bound to ``session`` (without closing it)."""
         for name in [n for n, known in self._by_name.items() if known is session]:
             del self._by_name[name]
 
     def items(self) -> list[tuple[str, ClientSession]]:
-        """``(name, session)`` pairs, in the order the names were first bound."""
+        """``(name, session)`` pairs, oldest binding first."""
         return list(self._by_name.items())
 
     def latest(self) -> ClientSession | None:
@@ -170,9 +174,14 @@ def unload_ipython_extension(ipython: object) -> None:
 
     if not isinstance(ipython, InteractiveShell):
         raise TypeError(f"expected an IPython InteractiveShell, got {type(ipython).__name__}")
+    from .display import mark_views_closed
+
+    closing = registry.items()
     failures = registry.close_all()
     for name, error in failures:
         log.warning("closing session %r failed: %s", name, error)
+    for _, session in closing:
+        mark_views_closed(session.app_url, session.id)
     manager = ipython.magics_manager
     if manager is not None:
         for kind in ("line", "cell"):

@@ -316,8 +316,7 @@ class BokehMagics(Magics):
                 targets = [(args.name, value)]
             for name, session in targets:
                 session.close()
-                if self._sessions.get(name) is session:
-                    self._sessions.forget(name)
+                self._sessions.forget_session(session)
                 self._mark_views_closed(session)
                 print(f"closed {name} ({render.short_id(session.id)})")
             if args.all:
@@ -415,7 +414,9 @@ class BokehMagics(Magics):
 
     def _bind(self, name: str, session: ClientSession) -> None:
         previous = self._sessions.bind(name, session)
-        if previous is not None:
+        if previous is not None and self._sessions.name_of(previous) is None:
+            # The name's previous session is bound nowhere else: close it rather
+            # than leak it (documented on %bokeh_pull).
             previous.close()
             self._mark_views_closed(previous)
         self._shell.push({name: session})  # type: ignore[no-untyped-call]

@@ -15,7 +15,7 @@ Schemes are matched case-sensitively, as bokeh does.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from urllib.parse import quote_plus, urlsplit
+from urllib.parse import quote_plus, urlsplit, urlunsplit
 
 __all__ = [
     "app_url",
@@ -136,3 +136,16 @@ def http_url_for_session(server_http_url: str, session_id: str) -> str:
         session_id: the session id; it is ``quote_plus``-encoded.
     """
     return with_query_arguments(server_http_url, {"bokeh-session-id": session_id})
+
+
+def redact_userinfo(url: str, replacement: str = "***@") -> str:
+    """``url`` with any ``user:password@`` replaced by ``replacement``, for display.
+
+    Credentials in a URL are used to connect but never shown: not in reprs,
+    status snapshots, logs or error messages.
+    """
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{replacement}{host}"))

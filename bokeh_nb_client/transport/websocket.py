@@ -33,6 +33,7 @@ from ..exceptions import (
     MessageTooBig,
     Timeout,
 )
+from ..protocol.urls import redact_userinfo
 from ..protocol.wire import Fragment
 from .base import closed_error
 
@@ -87,6 +88,7 @@ class AiohttpTransport:
                 or did not select the ``bokeh`` subprotocol.
             Timeout: the handshake took longer than ``timeout`` seconds.
         """
+        shown = redact_userinfo(url)  # what messages may show: no credentials
         http = aiohttp.ClientSession(cookies=dict(cookies) if cookies else None)
         try:
             ws = await asyncio.wait_for(
@@ -102,19 +104,21 @@ class AiohttpTransport:
             )
         except BaseException as exc:
             await http.close()
-            translated = _translate_connect_error(exc, url, timeout)
+            translated = _translate_connect_error(exc, shown, timeout)
             if translated is exc:
                 raise
-            raise translated from exc
+            # Not chained: aiohttp's errors carry the request headers (cookies, the
+            # token in Sec-WebSocket-Protocol) in their repr. The message keeps the cause.
+            raise translated from None
         if ws.protocol != "bokeh":
             await ws.close()
             await http.close()
             raise HandshakeRejected(
-                f"{url} accepted the websocket but did not select the 'bokeh' "
+                f"{shown} accepted the websocket but did not select the 'bokeh' "
                 "subprotocol: this is not a Bokeh server endpoint",
-                url=url,
+                url=shown,
             )
-        return cls(http, ws, url, max_message_size)
+        return cls(http, ws, shown, max_message_size)
 
     def _tune_socket(self) -> None:
         if self._sock is None:

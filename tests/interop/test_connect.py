@@ -148,7 +148,7 @@ def test_signing_from_environment_read_at_call_time(
 def test_auth_module_cookies_and_headers(
     start_bokeh_server: StartBokehServer, apphelpers_dir: object
 ) -> None:
-    from conftest import APPHELPERS_DIR
+    from testapps import APPHELPERS_DIR
 
     server = start_bokeh_server(
         apps=["basic"], extra_args=("--auth-module", str(APPHELPERS_DIR / "auth_cookie.py"))
@@ -195,7 +195,7 @@ def test_server_error_reply_is_typed(bokeh_server: BokehServer) -> None:
 
 def test_server_killed_mid_session_fails_fast(start_bokeh_server: StartBokehServer) -> None:
     server = start_bokeh_server(apps=["basic"])
-    session = pull_session(url=server.http_url("basic"), timeout=10)
+    session = pull_session(url=server.http_url("basic"), timeout=10, reconnect=None)
     server.kill()
     started = time.monotonic()
     with pytest.raises(ConnectionClosedError) as info:

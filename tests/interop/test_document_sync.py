@@ -323,7 +323,7 @@ class _server:
     """A private server for one app, as a context manager (for asyncio.run tests)."""
 
     def __init__(self, app: str) -> None:
-        from conftest import app_paths
+        from testapps import app_paths
 
         self._server = BokehServer.start(app_paths([app]))
 

@@ -13,8 +13,8 @@ import pytest
 from bokeh.document import Document
 from bokeh.models import ColumnDataSource
 from bokeh_server import BokehServer, StartBokehServer
-from conftest import FAST_SESSION_ARGS
 from relay import TcpRelay
+from testapps import FAST_SESSION_ARGS
 from waiting import poll_until
 
 from bokeh_nb_client import ClientSession, SessionState, SessionStatus, pull_session, push_session

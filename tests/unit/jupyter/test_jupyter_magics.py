@@ -186,9 +186,12 @@ def test_show_session_opens_a_browser_outside_a_kernel() -> None:
 
 
 def test_show_inline_can_be_forced_by_configuration(ip: Any) -> None:
+    # show_session() consults the front end only inside a kernel (tests/kernel
+    # covers that path); here the front end's own decision is checked.
+    assert display.show_in_notebook("http://127.0.0.1:1/app", "abc") is False
     ip.run_line_magic("config", 'BokehClient.show = "inline"')
     with capture_output() as captured:
-        show_session(session_id="abc", url="http://127.0.0.1:1/app")
+        assert display.show_in_notebook("http://127.0.0.1:1/app", "abc") is True
     assert len(captured.outputs) == 1
     assert "Bokeh-Session-Id" in captured.outputs[0].data["text/html"]
 
