@@ -90,6 +90,7 @@ class AiohttpTransport:
         """
         shown = redact_userinfo(url)  # what messages may show: no credentials
         http = aiohttp.ClientSession(cookies=dict(cookies) if cookies else None)
+        failure: BaseException | None = None
         try:
             ws = await asyncio.wait_for(
                 http.ws_connect(
@@ -104,12 +105,14 @@ class AiohttpTransport:
             )
         except BaseException as exc:
             await http.close()
-            translated = _translate_connect_error(exc, shown, timeout)
-            if translated is exc:
+            failure = _translate_connect_error(exc, shown, timeout)
+            if failure is exc:
                 raise
-            # Not chained: aiohttp's errors carry the request headers (cookies, the
-            # token in Sec-WebSocket-Protocol) in their repr. The message keeps the cause.
-            raise translated from None
+        if failure is not None:
+            # Raised outside the handler, so neither chained nor in __context__:
+            # aiohttp's errors carry the request headers (cookies, the token in
+            # Sec-WebSocket-Protocol) in their repr. Our message keeps the cause.
+            raise failure
         if ws.protocol != "bokeh":
             await ws.close()
             await http.close()

@@ -9,7 +9,7 @@ A common way to protect a Bokeh deployment. Shown here:
   message and rendered traceback hold no password;
 * credentials in the URL (``https://user:password@host/...``) also work (aiohttp
   turns them into the same header), but the password then shows in the session's
-  repr, its status and every error message (a core finding, see the xfail).
+  repr, its status and every error message.
 """
 
 from __future__ import annotations
@@ -149,16 +149,6 @@ def test_credentials_in_the_url_work(
         _roundtrip(session, 5)
 
 
-URL_CREDENTIALS_SHOWN = (
-    "core finding: the websocket URL is shown verbatim, userinfo included, so a password "
-    "given as https://user:password@host/app appears in repr(ClientSession) and "
-    "repr(AsyncClientSession) (session.py __repr__), in SessionStatus.url (status panel, "
-    "%bokeh_sessions), and in every error message that names the URL (e.g. the 404 "
-    "HandshakeRejected from transport/websocket.py); the URL is not redacted anywhere"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=URL_CREDENTIALS_SHOWN)
 def test_credentials_in_the_url_stay_hidden(
     guarded: tuple[Nginx, BokehServer],
     tls: TlsSetup,

@@ -233,23 +233,9 @@ def test_failures_leak_nothing(
     report.assert_clean()
 
 
-CHAINED_HANDSHAKE_REPR = (
-    "core bug: transport/websocket.py raises HandshakeRejected(...) from the aiohttp "
-    "WSServerHandshakeError, and that chained __cause__'s repr() shows its request_info "
-    "with every request header: the Cookie value, the X-User header value and the full "
-    "token in Sec-WebSocket-Protocol (repr(exc.__cause__), e.g. in debuggers, pytest "
-    "--showlocals, error trackers); str() and the rendered traceback are clean"
-)
-
-
 @pytest.mark.parametrize(
     "case",
-    [
-        pytest.param(case, marks=pytest.mark.xfail(strict=True, reason=CHAINED_HANDSHAKE_REPR))
-        if case == "wrong app path"
-        else case
-        for case in FAILURES
-    ],
+    FAILURES,
 )
 def test_reprs_of_chained_exceptions_leak_nothing(
     case: str, signed_auth_server: BokehServer, secret_values: Secrets
