@@ -18,6 +18,7 @@ explicitly.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from bokeh.core.types import ID
 from bokeh.document import Document
 from bokeh.document.callbacks import invoke_with_curdoc
 from bokeh.document.events import (
+    ColumnsStreamedEvent,
     DocumentChangedEvent,
     DocumentPatchedEvent,
     SessionCallbackAdded,
@@ -232,7 +234,54 @@ class EncodedEvents:
 
 
 def encode_events(doc: Document, events: Sequence[DocumentPatchedEvent]) -> EncodedEvents:
-    """Serialize ``events`` now, as a snapshot, exactly as bokeh's PATCH-DOC does.
+    """Serialize ``events`` now, as a snapshot (see ``_encode_with_bokeh``).
+
+    The commonest burst, ``source.stream()`` of a few plain numbers or strings,
+    takes a fast path that builds exactly what bokeh's serializer would.
+    """
+    if len(events) == 1:
+        plain = _plain_stream(events[0])
+        if plain is not None:
+            return EncodedEvents([plain], [])
+    return _encode_with_bokeh(doc, events)
+
+
+_MAX_SAFE_INT = 2**53 - 1
+
+
+def _plain_stream(event: DocumentPatchedEvent) -> dict[str, Any] | None:
+    """The wire form of a stream of plain JSON scalars, or None to use bokeh's serializer."""
+    if type(event) is not ColumnsStreamedEvent:
+        return None
+    data = event.data
+    if type(data) is not dict:
+        return None
+    entries: list[list[Any]] = []
+    for key, column in data.items():
+        if type(key) is not str or type(column) not in (list, tuple):
+            return None
+        for value in column:
+            kind = type(value)
+            if kind is float:
+                if not math.isfinite(value):
+                    return None  # NaN and infinities have a special encoding
+            elif kind is int:
+                if abs(value) > _MAX_SAFE_INT:
+                    return None
+            elif kind is not str and kind is not bool and value is not None:
+                return None
+        entries.append([key, list(column)])
+    return {
+        "kind": "ColumnsStreamed",
+        "model": {"id": str(event.model.id)},
+        "attr": event.attr,
+        "data": {"type": "map", "entries": entries},
+        "rollover": event.rollover,
+    }
+
+
+def _encode_with_bokeh(doc: Document, events: Sequence[DocumentPatchedEvent]) -> EncodedEvents:
+    """Serialize ``events`` exactly as bokeh's PATCH-DOC does.
 
     Models the document already synced become references; new ones are sent in
     full and then marked as synced. Buffers are copied, so later in-place changes
