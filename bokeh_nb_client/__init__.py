@@ -30,6 +30,7 @@ if _typing.TYPE_CHECKING:
         push_session,
         show_session,
     )
+    from .jupyter.panel import StatusPanel
     from .reconnect import Reconnect
     from .session import AsyncClientSession
     from .status import SessionState, SessionStatus
@@ -50,6 +51,7 @@ _LAZY = {
     "AsyncClientSession": "session",
     "SessionState": "status",
     "SessionStatus": "status",
+    "StatusPanel": "jupyter.panel",
 }
 
 
@@ -78,6 +80,7 @@ __all__ = [
     "Reconnect",
     "SessionState",
     "SessionStatus",
+    "StatusPanel",
     "pull_session",
     "pull_session_async",
     "push_session",

@@ -180,6 +180,10 @@ class ClientSession:
             raise failure
         raise ConnectError(f"session {self.id[:8]}… is not connected to {self.url}", url=self.url)
 
+    def reconnect(self) -> None:
+        """Reopen a session whose connection ended and resync it (see AsyncClientSession)."""
+        self._run(self._session.reconnect())
+
     def close(self, why: str = "closed") -> None:
         """Close the session (sends what is queued first). Idempotent."""
         self._run(self._session.close(why))

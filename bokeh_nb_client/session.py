@@ -433,6 +433,49 @@ class AsyncClientSession:
             error = Timeout(f"reconnect to {self._url}", self._timeout)
             raise error from self._failure
 
+    async def reconnect(self) -> None:
+        """Open a new connection for a session whose connection ended, and resync it.
+
+        For a session that lost its server with no reconnect policy, or whose
+        policy gave up. The document is then re-pulled or re-pushed as the policy
+        (or, without one, the ``"auto"`` rule of ``reconnect.py``) says. A no-op
+        while connected; waits for a reconnect already under way.
+
+        Raises:
+            the errors of ``connect`` when the server is still unreachable.
+            SessionStateError: the session was closed.
+        """
+        self._check_open()
+        loop = self._bind_loop()
+        if self._reconnector is not None and not self._reconnector.done():
+            await self._wait_reconnected()
+            return
+        if self.connected:
+            return
+        if self._conn is None:
+            await self.connect()
+            return
+        assert self._settled is not None
+        assert self._ended is not None
+        self._settled.clear()
+        self._ended.clear()
+        self._status.publish(state=SessionState.RECONNECTING)
+        try:
+            await self._open(loop, start_writer=False)
+            await self._resynchronise(self._policy or Reconnect())
+        except BokehClientError as exc:
+            self._failure = exc
+            self._status.publish(state=SessionState.ERROR, last_error=str(exc))
+            if self._conn is not None and not self._conn.closed:
+                await self._conn.close(1000, "resync failed")
+            self._end()
+            raise
+        self._start_writer(loop)
+        self._failure = None
+        self._settled.set()
+        self._publish_extra(reconnects=self.status.extra.get("reconnects", 0) + 1)
+        self._status.publish(state=SessionState.CONNECTED)
+
     async def close(self, why: str = "closed") -> None:
         """Send what is still queued, close the websocket, stop document callbacks.
 
@@ -847,6 +890,7 @@ class AsyncClientSession:
 
     def _patch_answered(self, future: asyncio.Future[WireMessage]) -> None:
         self._in_flight.discard(future)
+        self._publish_traffic()
         if future.cancelled():
             return
         error = future.exception()

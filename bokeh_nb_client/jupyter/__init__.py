@@ -35,6 +35,7 @@ Invariants:
 from __future__ import annotations
 
 import logging
+import sys
 from typing import TYPE_CHECKING
 
 from ..client import ClientSession
@@ -178,6 +179,9 @@ def unload_ipython_extension(ipython: object) -> None:
 
     closing = registry.items()
     failures = registry.close_all()
+    panel = sys.modules.get(f"{__name__}.panel")
+    if panel is not None:  # the status panel was used: stop its live updates and tasks
+        panel.close_shared_panel()
     for name, error in failures:
         log.warning("closing session %r failed: %s", name, error)
     for _, session in closing:

@@ -5,6 +5,7 @@ Set them in a cell with ``%config``::
     %config BokehClient.default_url = "http://dashboards.example:5006/"
     %config BokehClient.timeout = 10
     %config BokehClient.show = "browser"
+    %config BokehClient.view_url = "direct"      # or "proxy", or "auto" (the default)
     %config BokehClient                       # list every setting with its help
 
 or permanently in an IPython profile (``ipython_config.py``)::
@@ -49,6 +50,21 @@ class BokehClient(Configurable):
             "Where show() and %bokeh_show display a session: 'inline' in the cell's "
             "output, 'browser' in a browser tab (as bokeh.client does), or 'auto': "
             "inline when running in a Jupyter kernel, a browser otherwise."
+        ),
+    ).tag(config=True)
+
+    view_url = Enum(
+        ["auto", "proxy", "direct"],
+        default_value="auto",
+        help=(
+            "Where an inline view loads the session from. 'direct': the Bokeh "
+            "server's own URL (the browser must reach it, and the server must accept "
+            "the page's websocket origin). 'proxy': through the Jupyter server's Bokeh "
+            "proxy (bokeh_nb_client's server extension) at <Jupyter base "
+            "URL>bokeh-proxy/<port>/<app>, computed in the browser, for Bokeh servers "
+            "on the Jupyter host. 'auto': the proxy when this kernel was started by a "
+            "Jupyter server with the extension and the Bokeh server is on this host, "
+            "with the direct URL as the browser's fallback; 'direct' otherwise."
         ),
     ).tag(config=True)
 

@@ -23,6 +23,16 @@ in the view's failure message):
   ``bokeh serve ... --allow-websocket-origin=<host:port of the Jupyter page>``
   (or ``BOKEH_ALLOW_WS_ORIGIN``); by default it only accepts its own host.
 
+When the browser cannot reach the Bokeh server (JupyterHub, Binder, a remote
+machine), the view goes through the Jupyter server instead, if it runs
+bokeh_nb_client's server extension (:mod:`bokeh_nb_client.server_extension`):
+``BokehClient.view_url`` is "auto" by default, which uses that proxy when the
+kernel was started by such a server and the Bokeh server is on its host, with a
+URL the browser computes from the page's own Jupyter base URL
+(``<base>bokeh-proxy/<port>/<app>``), falling back to the direct URL when the
+page is not a Jupyter page or the proxy refuses; "proxy" and "direct" force
+either. Through the proxy, neither of the two conditions above applies.
+
 A small script next to the autoload tag watches the view: it reports a view that
 did not load within ``BokehClient.view_load_timeout`` seconds, shows a banner when
 the view's websocket to the server is lost (BokehJS's ``connection_lost`` document
@@ -331,10 +341,18 @@ _WATCHER_JS = r"""
       }
     }
     if (Date.now() > deadline && box.dataset.state !== "failed") {
-      say("failed",
-          "The live view of session " + sessionLabel + " did not load. Check that " + appUrl +
-          " is reachable from this browser and that the Bokeh server accepts this page's " +
-          "websocket origin: bokeh serve ... --allow-websocket-origin=" + window.location.host);
+      if (box.dataset.route === "proxy") {
+        // Loaded through the Jupyter server's Bokeh proxy (see _LOADER_JS).
+        say("failed",
+            "The live view of session " + sessionLabel + " did not load through the " +
+            "Jupyter server's Bokeh proxy (" + box.dataset.viewUrl + "). Check that the " +
+            "Bokeh server at " + appUrl + " is running on the Jupyter server's host.");
+      } else {
+        say("failed",
+            "The live view of session " + sessionLabel + " did not load. Check that " + appUrl +
+            " is reachable from this browser and that the Bokeh server accepts this page's " +
+            "websocket origin: bokeh serve ... --allow-websocket-origin=" + window.location.host);
+      }
     }
     setTimeout(poll, Date.now() > deadline ? 1000 : 100);
   }
@@ -343,34 +361,199 @@ _WATCHER_JS = r"""
 """
 
 
+#: Where an inline view loads the session from: the Bokeh server's own URL
+#: ("direct"), the Jupyter server's Bokeh proxy ("proxy"), or the proxy when the
+#: browser finds it usable and the direct URL otherwise ("auto").
+ViewRoute = Literal["direct", "proxy", "auto"]
+
+# The loader of a view that may go through the Jupyter server's Bokeh proxy
+# (bokeh_nb_client.server_extension). It stands where the server's autoload tag
+# would (BokehJS renders next to the element named by bokeh-autoload-element) and
+# does what that tag does, an XHR for autoload.js with the session id in a header,
+# but computes the URL in the browser: <Jupyter base URL>bokeh-proxy/<port><app>,
+# from the page's own base URL, so the view works behind any host name, prefix or
+# hub. Placeholders are filled with JSON values by inline_view().
+_LOADER_JS = r"""
+(function () {
+  "use strict";
+  const box = document.getElementById(__BOX_ID__);
+  const anchor = document.getElementById(__ELEMENT_ID__);
+  if (box == null || anchor == null) { return; }
+  const banner = box.querySelector(".bnc-banner");
+  const sessionLabel = __SESSION_LABEL__;
+  const sessionId = __SESSION_ID__;
+  const directUrl = __DIRECT_URL__;    // the app's URL as the kernel reaches it
+  const port = __PORT__;               // the Bokeh server's port on the Jupyter host
+  const appPath = __APP_PATH__;        // the app's path on that server ("" for "/")
+  const proxyPath = __PROXY_PATH__;    // "bokeh-proxy/"
+  const statusPath = __STATUS_PATH__;  // "api/status"
+  const fallback = __FALLBACK__;       // "auto": the direct URL when the proxy is unusable
+
+  function fail(text) {
+    box.dataset.state = "failed";
+    banner.className = "bnc-banner bnc-failed";
+    banner.textContent = text;
+    banner.hidden = false;
+  }
+
+  // The Jupyter server's base URL as this page knows it: JupyterLab and Notebook 7
+  // publish it in #jupyter-config-data, the classic notebook on <body data-base-url>.
+  // null: not a Jupyter page (an exported notebook, VS Code...).
+  function jupyterBaseUrl() {
+    const data = document.getElementById("jupyter-config-data");
+    let base = null;
+    if (data != null) {
+      try {
+        const config = JSON.parse(data.textContent);
+        if (typeof config.baseUrl === "string") { base = config.baseUrl; }
+      } catch (error) {
+        base = null;  // not JSON: not Jupyter's page config
+      }
+    }
+    const body = document.body;
+    if (base == null && body != null && typeof body.dataset.baseUrl === "string") {
+      base = body.dataset.baseUrl;
+    }
+    if (base == null) { return null; }
+    return new URL(base.endsWith("/") ? base : base + "/", window.location.href).href;
+  }
+
+  function load(appUrl, route) {
+    box.dataset.route = route;
+    box.dataset.viewUrl = appUrl;
+    const pathname = new URL(appUrl).pathname.replace(/\/+$/, "");
+    // bokeh-app-path becomes the websocket's path, bokeh-absolute-url its host and
+    // (behind the proxy, see server_extension.handlers) the resources' root.
+    const query = [
+      ["bokeh-autoload-element", anchor.id],
+      ["bokeh-app-path", pathname === "" ? "/" : pathname],
+      ["bokeh-absolute-url", appUrl],
+    ].map(function (pair) { return pair[0] + "=" + encodeURIComponent(pair[1]); }).join("&");
+    const where = route === "proxy" ? " through the Jupyter server's Bokeh proxy" : "";
+    const xhr = new XMLHttpRequest();
+    xhr.responseType = "blob";
+    xhr.open("GET", appUrl.replace(/\/+$/, "") + "/autoload.js?" + query, true);
+    xhr.setRequestHeader("Bokeh-Session-Id", sessionId);
+    xhr.onload = function () {
+      if (xhr.status !== 200) {
+        fail("The live view of session " + sessionLabel + " could not be loaded from " + appUrl +
+             where + " (HTTP " + xhr.status + (xhr.status === 403 && route === "proxy" ?
+             ": the proxy does not allow port " + port + ", see c.BokehProxy.allowed_ports" :
+             "") + ").");
+        return;
+      }
+      const script = document.createElement("script");
+      script.src = URL.createObjectURL(xhr.response);
+      document.body.appendChild(script);
+    };
+    xhr.onerror = function () {
+      fail("The live view of session " + sessionLabel + " could not reach " + appUrl + where + ".");
+    };
+    xhr.send();
+  }
+
+  const base = jupyterBaseUrl();
+  if (base == null) {
+    if (fallback) {
+      load(directUrl, "direct");
+    } else {
+      fail("This page is not served by a Jupyter server, so there is no Bokeh proxy to load " +
+           "session " + sessionLabel + " through: %config BokehClient.view_url = \"direct\" " +
+           "shows it from " + directUrl + ".");
+    }
+    return;
+  }
+  const proxiedUrl = new URL(proxyPath + port + appPath, base).href;
+  if (!fallback) {
+    load(proxiedUrl, "proxy");
+    return;
+  }
+  // "auto": use the proxy when this page's Jupyter server has it and allows the port.
+  fetch(new URL(proxyPath + statusPath + "?port=" + port, base).href,
+        {credentials: "same-origin", headers: {"Accept": "application/json"}})
+    .then(function (response) { return response.ok ? response.json() : null; })
+    .then(function (status) { return status != null && status.port_allowed === true; })
+    .catch(function () { return false; })
+    .then(function (useProxy) {
+      if (useProxy) { load(proxiedUrl, "proxy"); } else { load(directUrl, "direct"); }
+    });
+})();
+"""
+
+
+def _js(value: object) -> str:
+    """``value`` as a JavaScript literal that is safe inside an HTML ``<script>``."""
+    return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _proxy_loader(
+    box_id: str, element_id: str, app_url: str, session_id: str, fallback: bool
+) -> str:
+    """The ``<script>`` that loads a view through the Jupyter proxy (see ``_LOADER_JS``)."""
+    from ..server_extension.contract import PROXY_PATH, STATUS_PATH
+
+    parts = urlsplit(app_url)
+    values = {
+        "__BOX_ID__": box_id,
+        "__ELEMENT_ID__": element_id,
+        "__SESSION_LABEL__": short_id(session_id),
+        "__SESSION_ID__": session_id,
+        "__DIRECT_URL__": app_url,
+        "__PORT__": parts.port or 80,
+        "__APP_PATH__": parts.path.rstrip("/"),
+        "__PROXY_PATH__": PROXY_PATH + "/",
+        "__STATUS_PATH__": STATUS_PATH,
+        "__FALLBACK__": fallback,
+    }
+    script = _LOADER_JS
+    for placeholder, value in values.items():
+        script = script.replace(placeholder, _js(value))
+    return f'<script id="{html.escape(element_id)}">{script}</script>'
+
+
 def inline_view(
     app_url: str,
     session_id: str,
     *,
     model: _bokeh.Model | None = None,
     load_timeout: float = 15.0,
+    route: ViewRoute = "direct",
 ) -> Rendered:
     """A live view of server session ``session_id`` of the app at ``app_url``.
 
     Args:
-        app_url: the app's http(s) URL as the *browser* reaches it.
+        app_url: the app's http(s) URL: as the *browser* reaches it for the
+            ``"direct"`` route; as the kernel reaches it (a loopback URL) for the
+            others, which need its port and path only.
         session_id: the server session to show.
         model: the model to show (bokeh 3.9 shows the whole document regardless).
         load_timeout: seconds before the view reports that it did not load.
+        route: ``"direct"`` embeds the Bokeh server's own autoload tag;
+            ``"proxy"`` loads the session through the Jupyter server's Bokeh proxy,
+            at a URL the browser computes from the page's Jupyter base URL;
+            ``"auto"`` does that when the page's Jupyter server has the proxy and
+            allows the port, and loads from ``app_url`` otherwise.
 
     Returns:
-        HTML (a container, the watcher script and the server's autoload tag) and a
-        plain-text line for front ends without HTML.
+        HTML (a container, the watcher script and the loader: the server's autoload
+        tag, or the proxy-aware script) and a plain-text line for front ends
+        without HTML.
     """
     box_id = f"bnc-view-{uuid.uuid4().hex}"
     label = short_id(session_id)
     watcher = (
-        _WATCHER_JS.replace("__BOX_ID__", json.dumps(box_id))
-        .replace("__SESSION_LABEL__", json.dumps(label))
-        .replace("__APP_URL__", json.dumps(app_url))
-        .replace("__LOAD_TIMEOUT_MS__", json.dumps(round(load_timeout * 1000)))
+        _WATCHER_JS.replace("__BOX_ID__", _js(box_id))
+        .replace("__SESSION_LABEL__", _js(label))
+        .replace("__APP_URL__", _js(app_url))
+        .replace("__LOAD_TIMEOUT_MS__", _js(round(load_timeout * 1000)))
     )
-    autoload = _bokeh.server_session_script(model, session_id, app_url)
+    route_attribute = ""  # the watcher reads data-route, which the loader updates
+    if route == "direct":
+        loader = _bokeh.server_session_script(model, session_id, app_url)
+    else:
+        route_attribute = f' data-route="{route}"'
+        element_id = f"bnc-autoload-{uuid.uuid4().hex}"
+        loader = _proxy_loader(box_id, element_id, app_url, session_id, route == "auto")
     # Shown until the watcher hides it; also what a static rendering of the notebook
     # (untrusted, or on a web page without a kernel) keeps showing.
     waiting = (
@@ -378,12 +561,12 @@ def inline_view(
         "(it needs the Bokeh server to be running and the notebook to be trusted)"
     )
     markup = (
-        f'<div class="bnc-view" id="{box_id}" data-state="loading">'
+        f'<div class="bnc-view" id="{box_id}" data-state="loading"{route_attribute}>'
         f'<div class="bnc-banner bnc-loading" role="status" '
         f'style="font-family:sans-serif;font-size:90%;padding:0.2em 0.5em;'
         f'border-left:3px solid #c62828;margin:0.2em 0">{html.escape(waiting)}</div>'
         f"<script>{watcher}</script>"
-        f"{autoload}"
+        f"{loader}"
         f"</div>"
     )
     text = f"Live view of Bokeh session {label} at {app_url}"
@@ -456,15 +639,79 @@ def _load_timeout() -> float:
 _views: dict[str, list[str]] = {}
 
 
+def _view_route(app_url: str) -> ViewRoute:
+    """The route of a new view of ``app_url``, per ``BokehClient.view_url`` and the kernel.
+
+    "auto" (the default) goes through the Jupyter proxy when this kernel was started
+    by a Jupyter server with bokeh_nb_client's server extension (its environment
+    says so) and the Bokeh server is on this host (a loopback http URL); the
+    browser still falls back to the direct URL if the proxy turns out unusable.
+    Before a proxied view is shown, its port is registered with the proxy.
+
+    Raises:
+        ValueError: ``view_url`` is "proxy" but the proxy cannot reach ``app_url``.
+    """
+    import os
+
+    from ..server_extension.contract import ENV_PROXY, is_loopback_host
+    from . import current_config
+
+    config = current_config()
+    setting = str(config.view_url) if config is not None else "auto"
+    if setting == "direct":
+        return "direct"
+    parts = urlsplit(app_url)
+    on_this_host = parts.scheme == "http" and is_loopback_host(parts.hostname)
+    if setting == "auto" and not (on_this_host and os.environ.get(ENV_PROXY)):
+        return "direct"
+    if not on_this_host:
+        raise ValueError(
+            f"BokehClient.view_url is 'proxy', but the Jupyter server's Bokeh proxy only "
+            f"reaches http servers on its own host (localhost, 127.0.0.1, ::1), and "
+            f"{app_url} is not one; set %config BokehClient.view_url = 'auto' or 'direct'"
+        )
+    _register_proxy_port(parts.port or 80)
+    return "proxy" if setting == "proxy" else "auto"
+
+
+def _register_proxy_port(port: int) -> None:
+    """Let the Jupyter proxy reach ``port`` (when this kernel's server has a registry).
+
+    A failure is logged, not raised: the view then reports the proxy's refusal
+    ("proxy"), or the browser falls back to the direct URL ("auto").
+    """
+    import logging
+
+    from ..server_extension.contract import PortRegistry
+
+    registry = PortRegistry.from_environment()
+    if registry is None:
+        return
+    try:
+        registry.register(port)
+    except OSError as exc:
+        logging.getLogger(__name__).warning(
+            "could not register port %d with the Jupyter server's Bokeh proxy (%s); "
+            "it will be reachable only if c.BokehProxy.allowed_ports lists it",
+            port,
+            exc,
+        )
+
+
 def display_inline(app_url: str, session_id: str, model: _bokeh.Model | None = None) -> None:
     """Display a live view of a server session in the current cell's output.
 
     The view is displayed under a fresh display id, remembered for
-    :func:`mark_views_closed`.
+    :func:`mark_views_closed`. Its route (direct, or through the Jupyter server's
+    Bokeh proxy) follows ``BokehClient.view_url`` (see :func:`_view_route`).
+
+    Raises:
+        ValueError: ``view_url`` is "proxy" but the proxy cannot reach ``app_url``.
     """
     from ._ipython import display
 
-    view = inline_view(app_url, session_id, model=model, load_timeout=_load_timeout())
+    route = _view_route(app_url)
+    view = inline_view(app_url, session_id, model=model, load_timeout=_load_timeout(), route=route)
     display_id = new_display_id()
     display(view, display_id=display_id)
     _views.setdefault(session_id, []).append(display_id)
@@ -486,9 +733,16 @@ def show_in_notebook(app_url: str, session_id: str) -> bool:
 
     Called by ``bokeh_nb_client.client.show_session``.
 
+    Under a Jupyter server with bokeh_nb_client's server extension the view goes
+    through that server's Bokeh proxy (``BokehClient.view_url``, see
+    :func:`display_inline`), so the browser need not reach the Bokeh server.
+
     Returns:
         True when the view was displayed; False when the caller should open a
         browser instead (not in a kernel, or ``BokehClient.show == "browser"``).
+
+    Raises:
+        ValueError: ``view_url`` is "proxy" but the proxy cannot reach ``app_url``.
     """
     if not wants_inline():
         return False

@@ -142,7 +142,9 @@ class BokehMagics(Magics):
                 **self._config.session_options(),
             )
             self._bind(name, session)
-            display(render.render_status(session, name))
+            from .panel import shared_panel
+
+            display(shared_panel().track(session, name))
 
     # -- %bokeh_push -----------------------------------------------------------------
 
@@ -191,11 +193,13 @@ class BokehMagics(Magics):
             if expr is not None and url_arg is None and _looks_like_url(expr):
                 expr, url_arg = None, expr
             value = self._evaluate(expr) if expr is not None else curdoc()
+            from .panel import shared_panel
+
             if isinstance(value, ClientSession) and url_arg is None and args.session_id is None:
                 value.push()
                 if args.name is not None:  # keep `session` as it is unless asked
                     self._bind(self._check_name(args.name), value)
-                display(render.render_status(value, args.name or self._sessions.name_of(value)))
+                display(shared_panel().track(value, args.name or self._sessions.name_of(value)))
                 return
             name = self._check_name(args.name or DEFAULT_NAME)
             document = self._document_of(expr or "curdoc()", value)
@@ -204,7 +208,7 @@ class BokehMagics(Magics):
                 document, session_id=args.session_id, url=url, **self._config.session_options()
             )
             self._bind(name, session)
-            display(render.render_status(session, name))
+            display(shared_panel().track(session, name))
 
     # -- %bokeh_show -----------------------------------------------------------------
 
@@ -271,7 +275,11 @@ class BokehMagics(Magics):
         """
         with _reported_as("bokeh_sessions"):
             self._parse(self.bokeh_sessions, line)
-            display(render.render_sessions(self._rows()))
+            from .panel import shared_panel
+
+            panel = shared_panel()
+            panel.refresh()
+            display(panel)
 
     # -- %bokeh_close ------------------------------------------------------------------
 

@@ -245,8 +245,70 @@ def test_only_jupyter_imports_ipython_ipywidgets_traitlets() -> None:
         for imp in ALL_IMPORTS
         if top(imp.module) in {"IPython", "ipywidgets", "traitlets", "ipykernel"}
         and not imp.file.startswith("jupyter/")
+        # The Jupyter server extension is configured the way jupyter_server is, with
+        # a traitlets Configurable (c.BokehProxy...): traitlets, but no IPython.
+        and not (imp.file.startswith("server_extension/") and top(imp.module) == "traitlets")
     ]
     report(violations, "only jupyter/* may import IPython, ipywidgets, traitlets or ipykernel")
+
+
+# The Jupyter server extension runs in the Jupyter server process, not in the
+# kernel: a front end of its own, on tornado and jupyter_server. The kernel side
+# (jupyter/) and the extension share only the stdlib-only contract module.
+SERVER_EXTENSION_THIRD_PARTY = {"tornado", "jupyter_server", "traitlets"}
+SERVER_EXTENSION_CONTRACT = "bokeh_nb_client.server_extension.contract"
+
+
+def test_server_extension_imports_only_tornado_jupyter_server_and_itself() -> None:
+    violations = [
+        str(imp)
+        for imp in ALL_IMPORTS
+        if imp.file.startswith("server_extension/")
+        and not is_stdlib(imp.module)
+        and top(imp.module) not in SERVER_EXTENSION_THIRD_PARTY
+        and not imp.module.startswith("bokeh_nb_client.server_extension")
+        # the package version, for the status endpoint
+        and not (imp.module == "bokeh_nb_client" and imp.names == ("__version__",))
+    ]
+    report(
+        violations,
+        "server_extension/* may import the stdlib, tornado, jupyter_server, traitlets and "
+        "itself (and bokeh_nb_client.__version__)",
+    )
+
+
+def test_only_the_contract_of_the_server_extension_is_imported_elsewhere() -> None:
+    violations = [
+        str(imp)
+        for imp in ALL_IMPORTS
+        if imp.module.startswith("bokeh_nb_client.server_extension")
+        and not imp.file.startswith("server_extension/")
+        and imp.module != SERVER_EXTENSION_CONTRACT
+    ]
+    violations += [
+        str(imp)
+        for imp in ALL_IMPORTS
+        if imp.file in ("server_extension/contract.py", "server_extension/__init__.py")
+        and not is_stdlib(imp.module)
+        and not imp.module.startswith("bokeh_nb_client.server_extension")
+        and top(imp.module) != "jupyter_server"  # __init__: a TYPE_CHECKING-only import
+        and not (imp.module == "bokeh_nb_client" and imp.names == ("__version__",))
+    ]
+    report(
+        violations,
+        "outside server_extension/, only server_extension.contract may be imported, and it "
+        "(with the package __init__) imports only the stdlib",
+    )
+
+
+def test_importing_the_extension_contract_loads_no_server_or_kernel_module() -> None:
+    loaded = loaded_after(f"import {SERVER_EXTENSION_CONTRACT}")
+    heavy = {"tornado", "jupyter_server", "traitlets", "IPython", "bokeh", "aiohttp"}
+    report(
+        sorted({top(m) for m in loaded if top(m) in heavy}),
+        "importing server_extension.contract (done by the kernel on show()) must load only "
+        "the stdlib",
+    )
 
 
 # Lower layers must not import higher ones (PROTOCOL ← transport ← connection ←
@@ -264,6 +326,7 @@ LAYER = {
     "bokeh_nb_client.client": 5,
     "bokeh_nb_client.async_api": 5,
     "bokeh_nb_client.jupyter": 6,
+    "bokeh_nb_client.server_extension": 6,
 }
 
 

@@ -252,3 +252,22 @@ def test_reconnect_argument_is_validated() -> None:
         ClientSession(reconnect="sometimes")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="reconnect"):
         ClientSession(reconnect=3)  # type: ignore[arg-type]
+
+
+def test_explicit_reconnect_after_the_session_ended(start_bokeh_server: StartBokehServer) -> None:
+    server = start_bokeh_server(apps=["basic"])
+    session = pull_session(url=server.http_url("basic"), reconnect=None)
+    watch = StateWatch(session)
+    server.kill()
+    ended_at = watch.wait_for(SessionState.ERROR)
+    with pytest.raises(ConnectError):
+        session.reconnect()  # still down: a typed error, and the session stays ended
+    server.restart()
+    session.reconnect()
+    watch.wait_for(SessionState.CONNECTED, after=ended_at)
+    doc = session.document
+    assert doc is not None
+    doc.select_one({"name": "slider"}).value = 4
+    session.force_roundtrip()
+    assert doc.select_one({"name": "echo"}).text == "slider=4"
+    session.close()

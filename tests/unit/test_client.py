@@ -282,6 +282,7 @@ def test_all_lists_exactly_the_public_names() -> None:
         "Reconnect",
         "SessionState",
         "SessionStatus",
+        "StatusPanel",
         "pull_session",
         "pull_session_async",
         "push_session",
