@@ -35,6 +35,16 @@ asking the status endpoint whether the port is allowed; on a page that is not a
 Jupyter page, or when the proxy says no, the view falls back to the Bokeh
 server's direct URL. So the view works behind any hostname, prefix or hub.
 
+Limits: the proxy serves the inline view (autoload script, resources,
+websocket), not the app's own HTML page, whose resource URLs Bokeh writes
+root-relative; Bokeh servers speaking TLS are not proxied (on loopback there is
+nothing to protect); kernels not started by this Jupyter server (VS Code's local
+kernels, kernel gateways) do not inherit the environment and show direct views;
+an editable install (``pip install -e``) does not install the config file,
+because setuptools puts no data files in editable wheels: enable the extension
+there with ``jupyter server extension enable --sys-prefix
+bokeh_nb_client.server_extension``.
+
 Why not jupyter-server-proxy (evaluated: version 4.6.0, on jupyter_server 2.21,
 tornado 6.6, bokeh 3.9.2). It is the ecosystem's standard and gets several things
 right: authentication (403 on unauthenticated websockets), and it offers every

@@ -88,8 +88,9 @@ def test_pip_install_enables_the_extension(tmp_path: Path) -> None:
         timeout=200,
         check=False,
     )
-    if install.returncode != 0 and "setuptools" in install.stderr and "etwork" in install.stderr:
-        pytest.skip(f"cannot fetch the build backend: {install.stderr[-500:]}")
+    offline = ("No matching distribution found for setuptools", "NewConnectionError")
+    if install.returncode != 0 and any(sign in install.stderr for sign in offline):
+        pytest.skip(f"cannot fetch the build backend (offline?): {install.stderr[-500:]}")
     assert install.returncode == 0, install.stderr
 
     installed = environment / "etc" / "jupyter" / "jupyter_server_config.d" / EXTENSION_CONFIG.name
