@@ -10,6 +10,7 @@ import asyncio
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 import numpy as np
 import pytest
@@ -338,3 +339,40 @@ def test_start_factory_available(start_bokeh_server: StartBokehServer) -> None:
     server = start_bokeh_server(apps=["empty"])
     with push_session(Document(), url=server.http_url("empty")) as session:
         assert session.connected
+
+
+@pytest.mark.parametrize(
+    ("attr", "value"),
+    [
+        ("size", 12),
+        ("size", {"value": 13}),
+        ("size", {"field": "x"}),
+        ("angle", {"value": 1.5, "units": "deg"}),
+        ("angle", 0.25),
+    ],
+    ids=["size-number", "size-value", "size-field", "angle-value-units", "angle-number"],
+)
+def test_unit_spec_changes_do_not_boomerang(
+    bokeh_server: BokehServer, attr: str, value: Any
+) -> None:
+    """PROTOCOL.md §7 item 19: dataspec values in every accepted form reach the
+    server, and no echo comes back."""
+    from bokeh.models import Scatter
+
+    doc = Document()
+    glyph = Scatter(name="glyph", x="x", y="y")
+    doc.add_root(glyph)
+    with push_session(doc, url=bokeh_server.http_url("empty")) as session:
+        session.force_roundtrip()
+        before_in, _ = _traffic(session)
+        setattr(glyph, attr, value)
+        session.force_roundtrip()
+        after_in, _ = _traffic(session)
+        assert after_in - before_in == 2  # OK and SERVER-INFO-REPLY: no echoed PATCH-DOC
+        with pull_session(session_id=session.id, url=bokeh_server.http_url("empty")) as other:
+            assert other.document is not None
+            mirrored = getattr(other.document.select_one({"name": "glyph"}), attr)
+            if isinstance(value, int | float):  # a number arrives as Value(number)
+                assert getattr(mirrored, "value", mirrored) == value
+            else:
+                assert mirrored == getattr(glyph, attr)
