@@ -45,7 +45,7 @@ from ._ipython import (
     magic_arguments,
     parse_argstring,
 )
-from .display import SessionRow
+from .sessions import kernel_sessions, namespace_sessions
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
@@ -328,7 +328,8 @@ class BokehMagics(Magics):
                 self._mark_views_closed(session)
                 print(f"closed {name} ({render.short_id(session.id)})")
             if args.all:
-                left = [row for row in self._rows() if row.kind == "async"]
+                rows = kernel_sessions(sessions=self._sessions, shell=self._shell)
+                left = [row for row in rows if row.kind == "async"]
                 for row in left:
                     label = ", ".join(row.names) or render.short_id(row.session.id)
                     print(
@@ -431,46 +432,17 @@ class BokehMagics(Magics):
 
     # -- helpers: the kernel's sessions ------------------------------------------------
 
-    def _namespace_sessions(self) -> list[tuple[str, ClientSession | AsyncClientSession]]:
-        return [
-            (name, value)
-            for name, value in list(self._shell.user_ns.items())
-            if not name.startswith("_") and isinstance(value, ClientSession | AsyncClientSession)
-        ]
-
     def _known_sessions(self) -> list[ClientSession | AsyncClientSession]:
         """Sync sessions of the registry and namespace first, then every live async one."""
         found: list[ClientSession | AsyncClientSession] = [s for _, s in self._sessions.items()]
-        found += [s for _, s in self._namespace_sessions()]
+        found += [s for _, s in namespace_sessions(self._shell)]
         found += live_sessions()
         return found
-
-    def _rows(self) -> list[SessionRow]:
-        wrappers: dict[int, ClientSession] = {}
-        names: dict[int, tuple[str, ...]] = {}
-        for name, session in [*self._sessions.items(), *self._namespace_sessions()]:
-            inner = session.async_session if isinstance(session, ClientSession) else session
-            if isinstance(session, ClientSession):
-                wrappers[id(inner)] = session
-            labels = names.get(id(inner), ())
-            if name not in labels:
-                names[id(inner)] = (*labels, name)
-        rows: list[SessionRow] = []
-        for inner in live_sessions():
-            wrapper = wrappers.get(id(inner))
-            labels = names.get(id(inner), ())
-            if wrapper is not None:
-                rows.append(SessionRow(wrapper, labels, "sync"))
-            else:
-                # Bound to a name as an AsyncClientSession, or not bound here at all
-                # (for example a ClientSession kept in a list): say only what is known.
-                rows.append(SessionRow(inner, labels, "async" if labels else "-"))
-        return rows
 
     def _closable(self) -> list[tuple[str, ClientSession]]:
         seen: set[int] = set()
         targets: list[tuple[str, ClientSession]] = []
-        for name, session in [*self._sessions.items(), *self._namespace_sessions()]:
+        for name, session in [*self._sessions.items(), *namespace_sessions(self._shell)]:
             if isinstance(session, ClientSession) and id(session) not in seen:
                 if session.status.state is SessionState.CLOSED:
                     continue

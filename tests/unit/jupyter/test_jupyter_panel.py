@@ -376,7 +376,7 @@ def test_tokens_and_secrets_never_reach_widget_state(
     row.say(f"pull failed: {leak}", error=True)
     panel.url_text.value = "http://bob:pa55word@127.0.0.1:5006/"
     panel.browse()  # normalises the URL (dropping the credentials) before listing
-    panel._say_browse(f"could not open: {leak}", error=True)
+    panel._browser.say(f"could not open: {leak}", error=True)
 
     state = all_state(panel)
     assert "&lt;token&gt;" in state and "***" in state  # the texts are there, scrubbed
