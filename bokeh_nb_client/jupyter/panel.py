@@ -8,9 +8,9 @@ The panel is a composite of stock ipywidgets (no front-end build):
   error), the server's bokeh version, roots and models, messages and bytes in
   and out, the last round-trip time, the last activity and the last error;
   buttons Pull, Push, Show, Close and Reconnect (:mod:`.panel_rows`);
-* a browser of Bokeh servers: enter a URL, list its apps
+* a browser of Bokeh servers (:mod:`.panel_browser`): enter a URL, list its apps
   (:mod:`.browse`), and open a session on one of them (a new one, or an existing
-  session id to attach to) (:mod:`.panel_browser`);
+  session id to attach to);
 * an output area where Show puts the live inline view of a session.
 
 Its parts live in sibling modules: :mod:`.sessions` (which sessions the kernel
@@ -49,8 +49,9 @@ Threads and loops (STYLE.md §3, §4.6):
 Reconnect calls the session's own ``reconnect()`` (``AsyncClientSession.reconnect``,
 on the engine loop for a ``ClientSession``): the same session object opens a new
 connection to its server session (same id, URL, query arguments and options) and
-re-pulls or re-pushes its document as its reconnect policy says. The row, the
-magics' registry and every name bound to the session keep referring to it.
+re-pulls or re-pushes its document as its reconnect policy (without one, the
+``"auto"`` rule of :mod:`bokeh_nb_client.reconnect`) says. The row, the magics'
+registry and every name bound to the session keep referring to it.
 
 Secrets: session snapshots carry no token, key or cookie, and every text the
 panel shows (URLs, errors, messages) is also scrubbed of ``user:password@``
@@ -379,9 +380,6 @@ class StatusPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             # The session's I/O thread: record only; _apply runs on the kernel loop.
             throttle.post(row, (inner, status))
 
-        previous = self._unsubscribe.pop(id(row), None)
-        if previous is not None:
-            previous()
         self._unsubscribe[id(row)] = session.subscribe(on_status)
         # A change between creating the row and subscribing is not lost.
         on_status(session.status)

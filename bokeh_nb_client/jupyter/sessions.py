@@ -1,0 +1,90 @@
+"""Which Bokeh sessions this kernel has, and the names they are bound to.
+
+Shared by the status panel (its rows) and the magics (``%bokeh_close --all``). A
+session is named by the magics' registry and by the public names of the notebook
+namespace; every open session of the process is listed, named or not. Nothing here
+touches the network or imports ipywidgets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Literal
+
+from ..client import ClientSession
+from ..session import AsyncClientSession, live_sessions
+from ._ipython import get_ipython
+from .display import SessionRow
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from . import SessionRegistry
+
+__all__ = ["RowKind", "Steerable", "kernel_sessions", "kind_of", "namespace_sessions"]
+
+#: A session the panel's buttons can act on.
+Steerable = ClientSession | AsyncClientSession
+#: "sync" (a ClientSession), "async" (an AsyncClientSession), "-" (not known here).
+RowKind = Literal["sync", "async", "-"]
+
+
+def kind_of(session: Steerable) -> RowKind:
+    """ "sync" for a ClientSession, "async" for an AsyncClientSession."""
+    return "sync" if isinstance(session, ClientSession) else "async"
+
+
+def namespace_sessions(shell: InteractiveShell | None) -> list[tuple[str, Steerable]]:
+    """``(name, session)`` for each public name of ``shell``'s namespace bound to a session."""
+    if shell is None:
+        return []
+    return [
+        (name, value)
+        for name, value in list(shell.user_ns.items())
+        if not name.startswith("_") and isinstance(value, ClientSession | AsyncClientSession)
+    ]
+
+
+def kernel_sessions(
+    known: Mapping[int, ClientSession] | None = None,
+    *,
+    sessions: SessionRegistry | None = None,
+    shell: InteractiveShell | None = None,
+) -> list[SessionRow]:
+    """The open sessions of this kernel, oldest first, with their names and kinds.
+
+    Names come from the magics' registry and the notebook namespace. A session
+    that is bound to no name is listed as kind "-", unless it is one of the
+    ``ClientSession`` objects in ``known`` (by ``id`` of its AsyncClientSession).
+
+    Args:
+        known: ClientSession wrappers to recognise even when bound to no name.
+        sessions: the magics' registry (default: the kernel's,
+            :data:`bokeh_nb_client.jupyter.registry`).
+        shell: the shell whose namespace names sessions (default: the running one).
+    """
+    from . import registry
+
+    named = registry if sessions is None else sessions  # (an empty registry is falsy)
+    pairs: list[tuple[str, Steerable]] = list(named.items())
+    pairs += namespace_sessions(shell if shell is not None else get_ipython())
+    wrappers: dict[int, ClientSession] = dict(known or {})
+    names: dict[int, tuple[str, ...]] = {}
+    for name, session in pairs:
+        inner = session.async_session if isinstance(session, ClientSession) else session
+        if isinstance(session, ClientSession):
+            wrappers[id(inner)] = session
+        labels = names.get(id(inner), ())
+        if name not in labels:
+            names[id(inner)] = (*labels, name)
+    rows: list[SessionRow] = []
+    for inner in live_sessions():
+        wrapper = wrappers.get(id(inner))
+        labels = names.get(id(inner), ())
+        if wrapper is not None:
+            rows.append(SessionRow(wrapper, labels, "sync"))
+        else:
+            # Bound to a name as an AsyncClientSession, or not bound here at all
+            # (for example a ClientSession kept in a list): say only what is known.
+            rows.append(SessionRow(inner, labels, "async" if labels else "-"))
+    return rows
