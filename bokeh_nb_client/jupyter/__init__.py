@@ -16,8 +16,10 @@ views are marked closed). Sessions the user opened in code (``pull_session(...)`
 belong to the user and are left alone.
 
 Inline views (``%bokeh_show``, ``ClientSession.show()``, ``show_session()`` in a
-kernel) are BokehJS in the notebook page talking to the Bokeh server directly, so
-the server must be reachable from the browser and must accept the page's origin:
+kernel) are BokehJS in the notebook page. Through the server extension's proxy
+(``bokeh_nb_client.server_extension``, used automatically when available) they
+need only the Jupyter server; on the direct route the Bokeh server must be
+reachable from the browser and accept the page's origin:
 ``bokeh serve ... --allow-websocket-origin=<host:port of the Jupyter server>``.
 A view that cannot load says so, naming the origin to allow; a view whose
 connection drops says it is disconnected. See :mod:`.display`.

@@ -234,10 +234,11 @@ class BokehMagics(Magics):
         """Show a live view of a session: inline in the cell's output, or in a browser.
 
         The inline view connects the browser to the same server session, so changes
-        made from the kernel appear in it without re-running anything. The Bokeh
-        server must accept the notebook page's origin on its websocket
-        (bokeh serve --allow-websocket-origin=HOST:PORT of the Jupyter server);
-        the view explains what to check if it does not load.
+        made from the kernel appear in it without re-running anything. Through
+        the Jupyter server extension's proxy this needs nothing more; on the
+        direct route the Bokeh server must accept the notebook page's origin
+        (bokeh serve --allow-websocket-origin=HOST:PORT of the Jupyter server).
+        The view explains what to check if it does not load.
         """
         with _reported_as("bokeh_show"):
             args = self._parse(self.bokeh_show, line)
