@@ -41,6 +41,7 @@ def test_fast_stream_encoding_equals_bokehs(rows: dict[str, Any]) -> None:
     assert fast.buffers == reference.buffers == []
 
 
+@pytest.mark.filterwarnings("ignore:out of range integer:UserWarning")  # bokeh's, for 2**60
 @pytest.mark.parametrize(
     "rows",
     [
