@@ -34,6 +34,7 @@ from bokeh.client.util import websocket_url_for_server_url
 from bokeh.core.types import ID
 from bokeh.document.events import DocumentChangedEvent, ModelChangedEvent
 from bokeh.models import ColumnDataSource
+from common import big_rows, pull_record, time_calls
 
 JsonDict = dict[str, Any]
 
@@ -95,13 +96,7 @@ def case_latency(url: str, n: int, warmup: int) -> JsonDict:
     """``force_roundtrip()`` (a SERVER-INFO round trip) ``n`` times; per-request seconds."""
     session = pull_session(url=url)
     try:
-        for _ in range(warmup):
-            session.force_roundtrip()
-        samples: list[float] = []
-        for _ in range(n):
-            start = time.perf_counter()
-            session.force_roundtrip()
-            samples.append(time.perf_counter() - start)
+        samples = time_calls(session.force_roundtrip, n, warmup)
     finally:
         session.close()
     return {"samples_s": samples}
@@ -122,20 +117,9 @@ def case_pull(url: str, warm_url: str, max_message_size: int) -> JsonDict:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu = usage.ru_utime + usage.ru_stime - cpu_start
     maxrss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    assert session.document is not None
-    source = session.document.get_model_by_name("big")
-    assert isinstance(source, ColumnDataSource)
-    rows = len(source.data["x"])
+    rows = big_rows(session)
     session.close()
-    return {
-        "wall_s": wall,
-        "cpu_s": cpu,
-        "rows": rows,
-        "rss_before": rss_before,
-        "maxrss_before": maxrss_before,
-        "maxrss_after": maxrss_after,
-        "peak_above_baseline": maxrss_after - rss_before,
-    }
+    return pull_record(wall, cpu, rows, rss_before, maxrss_before, maxrss_after)
 
 
 def case_open(url: str, n: int) -> JsonDict:

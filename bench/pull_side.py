@@ -26,7 +26,7 @@ from typing import Any
 import bokeh.models  # noqa: F401  (imported before the baseline, as by the other sides)
 import numpy as np
 import psutil
-from bokeh.models import ColumnDataSource
+from common import big_rows, pull_record
 from floor import RawSession
 
 from bokeh_nb_client import pull_session
@@ -79,23 +79,12 @@ def measure(impl: str, url: str, warm_url: str, max_message_size: int) -> JsonDi
         start, cpu_start = time.perf_counter(), cpu_seconds()
         session = pull_session(url=url, max_message_size=max_message_size)
         wall, cpu = time.perf_counter() - start, cpu_seconds() - cpu_start
-        assert session.document is not None
-        source = session.document.get_model_by_name("big")
-        assert isinstance(source, ColumnDataSource)
-        rows = len(source.data["x"])
+        rows = big_rows(session)
         maxrss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         session.close()
     else:
         wall, cpu, rows, maxrss_after = _pull_floor(url)  # close() is outside the timing
-    return {
-        "wall_s": wall,
-        "cpu_s": cpu,
-        "rows": rows,
-        "rss_before": rss_before,
-        "maxrss_before": maxrss_before,
-        "maxrss_after": maxrss_after,
-        "peak_above_baseline": maxrss_after - rss_before,
-    }
+    return pull_record(wall, cpu, rows, rss_before, maxrss_before, maxrss_after)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,6 +46,7 @@ import numpy as np
 from bokeh.document import Document
 from bokeh.document.events import DocumentChangedEvent, ModelChangedEvent
 from bokeh.models import ColumnDataSource
+from common import time_calls, time_calls_async
 from floor import RawSession, column, find_root, stream_patch
 
 from bokeh_nb_client import AsyncClientSession, ClientSession, pull_session
@@ -262,13 +263,7 @@ def log(text: str) -> None:
 def latency_ours(url: str, n: int, warmup: int) -> JsonDict:
     session = pull_session(url=url)
     try:
-        for _ in range(warmup):
-            session.force_roundtrip()
-        samples: list[float] = []
-        for _ in range(n):
-            start = time.perf_counter()
-            session.force_roundtrip()
-            samples.append(time.perf_counter() - start)
+        samples = time_calls(session.force_roundtrip, n, warmup)
     finally:
         session.close()
     return summarize(samples)
@@ -279,16 +274,9 @@ def latency_ours_async(ws_url: str, n: int, warmup: int) -> JsonDict:
         session = AsyncClientSession(websocket_url=ws_url)
         try:
             await session.pull()
-            for _ in range(warmup):
-                await session.force_roundtrip()
-            samples: list[float] = []
-            for _ in range(n):
-                start = time.perf_counter()
-                await session.force_roundtrip()
-                samples.append(time.perf_counter() - start)
+            return await time_calls_async(session.force_roundtrip, n, warmup)
         finally:
             await session.close()
-        return samples
 
     return summarize(asyncio.run(measure()))
 
@@ -297,16 +285,9 @@ def latency_floor(ws_url: str, n: int, warmup: int, *, quickack: bool = True) ->
     async def measure() -> list[float]:
         raw = await RawSession.open(ws_url, quickack=quickack)
         try:
-            for _ in range(warmup):
-                await raw.request("SERVER-INFO-REQ")
-            samples: list[float] = []
-            for _ in range(n):
-                start = time.perf_counter()
-                await raw.request("SERVER-INFO-REQ")
-                samples.append(time.perf_counter() - start)
+            return await time_calls_async(lambda: raw.request("SERVER-INFO-REQ"), n, warmup)
         finally:
             await raw.close()
-        return samples
 
     return summarize(asyncio.run(measure()))
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
-import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from browser_support import wait_for_idle_kernel, wait_until_answers
 
 __all__ = [
     "LAB_STARTUP_TIMEOUT",
@@ -17,7 +17,6 @@ __all__ = [
     "start_kernel_session",
     "wait_for_kernel_connection",
     "wait_until_up",
-    "write_settings",
 ]
 
 LAB_STARTUP_TIMEOUT = 60.0
@@ -53,44 +52,15 @@ class JupyterLab:
             return ""
 
 
-def write_settings(settings_dir: Path) -> None:
-    """User settings that keep dialogs and pop-ups out of the test's way.
-
-    * No news or update notifications.
-    * Notebooks start the kernel named in their metadata without asking: without
-      this, JupyterLab 4.6 sometimes shows its "Select Kernel" dialog for a
-      notebook that names an installed kernel.
-    """
-    files = {
-        "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
-            "fetchNews": "false",
-            "checkForUpdates": False,
-        },
-        "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {
-            "autoStartDefaultKernel": True,
-        },
-    }
-    for relative, content in files.items():
-        path = settings_dir / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(content))
-
-
 def wait_until_up(lab: JupyterLab, process: subprocess.Popen[bytes]) -> None:
     """Return once JupyterLab answers its status API; raise if it exits or times out."""
-    deadline = time.monotonic() + LAB_STARTUP_TIMEOUT
     status_url = f"{lab.base_url}/api/status?token={lab.token}"
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"jupyter lab exited with {process.returncode}:\n{lab.log_tail()}")
-        try:
-            with urllib.request.urlopen(status_url, timeout=2):
-                return
-        except (OSError, urllib.error.URLError):
+
+    def probe() -> None:
+        with urllib.request.urlopen(status_url, timeout=2):
             pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"jupyter lab did not answer within {LAB_STARTUP_TIMEOUT} s")
-        time.sleep(0.1)  # polling a subprocess that offers no readiness event
+
+    wait_until_answers(probe, process, lab.log_tail, LAB_STARTUP_TIMEOUT, name="jupyter lab")
 
 
 def start_kernel_session(lab: JupyterLab, notebook: str, kernel: str = "python3") -> None:
@@ -118,23 +88,11 @@ def start_kernel_session(lab: JupyterLab, notebook: str, kernel: str = "python3"
 
 
 def wait_for_kernel_connection(lab: JupyterLab, notebook: str, timeout: float = 60.0) -> None:
-    """Return once the notebook's kernel has a websocket connection and is idle.
-
-    JupyterLab may start a kernel of its own for a notebook before it notices the
-    existing session and switches to it; cells run while it switches are dropped.
-    The server's view of the session settles that.
-    """
-    deadline = time.monotonic() + timeout
+    """Return once the notebook's kernel has a websocket connection and is idle."""
     headers = {"Authorization": f"token {lab.token}"}
-    while True:
-        sessions = _get_json(f"{lab.base_url}/api/sessions", headers)
-        kernel = next((s["kernel"] for s in sessions if s.get("path") == notebook), None)
-        connected = kernel is not None and kernel.get("connections", 0) >= 1
-        if connected and kernel is not None and kernel.get("execution_state") == "idle":
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"no idle, connected kernel for {notebook}: {sessions}")
-        time.sleep(0.1)  # polling a REST API that offers no event
+    wait_for_idle_kernel(
+        lambda: _get_json(f"{lab.base_url}/api/sessions", headers), notebook, timeout
+    )
 
 
 def _get_json(url: str, headers: dict[str, str]) -> list[dict[str, Any]]:

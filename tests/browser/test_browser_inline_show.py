@@ -27,9 +27,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
 from bokeh_server import StartBokehServer
+from browser_support import open_notebook, run_all_cells, run_in_new_cell, write_notebook
 from lab_process import JupyterLab, start_kernel_session, wait_for_kernel_connection
 
 pytestmark = pytest.mark.browser
@@ -42,44 +42,21 @@ TIMEOUT_MS = 30_000
 
 
 def _write_notebook(path: Path, app_url: str) -> None:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3 (ipykernel)",
-        "language": "python",
-    }
-    nb.cells = [
-        nbformat.v4.new_code_cell(f"%load_ext bokeh_nb_client\n%bokeh_pull {app_url}"),
-        nbformat.v4.new_code_cell("%bokeh_show"),
-        nbformat.v4.new_code_cell("session.show()"),
-        nbformat.v4.new_code_cell(""),
-    ]
-    nbformat.write(nb, path)
+    write_notebook(
+        path,
+        [f"%load_ext bokeh_nb_client\n%bokeh_pull {app_url}", "%bokeh_show", "session.show()", ""],
+    )
 
 
 def _open_notebook(page: Any, lab: JupyterLab) -> None:
     """Start the kernel, log in, open the notebook from the file list once the app is ready.
 
-    The kernel is started before the page connects (see ``start_kernel_session``);
-    the launcher lists the kernels once JupyterLab knows them, so the notebook is
-    opened only then.
+    The kernel is started before the page connects (see ``start_kernel_session``).
     """
     start_kernel_session(lab, NOTEBOOK)
-    page.goto(lab.login_url())
-    page.locator(".jp-LauncherCard[data-category='Notebook']").first.wait_for(timeout=60_000)
-    page.locator(".jp-DirListing-item", has_text=NOTEBOOK).dblclick()
-    page.wait_for_selector(".jp-Notebook", timeout=60_000)
-    page.wait_for_selector(
-        ".jp-Notebook-ExecutionIndicator[data-status='idle']", state="attached", timeout=60_000
+    open_notebook(
+        page, lab.login_url(), NOTEBOOK, lambda: wait_for_kernel_connection(lab, NOTEBOOK)
     )
-    wait_for_kernel_connection(lab, NOTEBOOK)
-
-
-def _run_in_new_cell(page: Any, code: str) -> None:
-    """Type ``code`` into the last cell and run it with Shift+Enter."""
-    page.locator(".jp-Notebook .jp-Cell").last.locator(".cm-content").click()
-    page.keyboard.insert_text(code)  # no key events: no auto-closed brackets
-    page.keyboard.press("Shift+Enter")
 
 
 @pytest.mark.timeout(180)
@@ -103,8 +80,7 @@ def _scenario(page: Any, jupyter_lab: JupyterLab, start_bokeh_server: StartBokeh
     page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
 
     _open_notebook(page, jupyter_lab)
-    page.get_by_role("menuitem", name="Run", exact=True).click()
-    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+    run_all_cells(page)
 
     # 1. Both views load BokehJS and the session, and render the div.
     views = page.locator(".bnc-view")
@@ -116,7 +92,7 @@ def _scenario(page: Any, jupyter_lab: JupyterLab, start_bokeh_server: StartBokeh
     assert page.evaluate("typeof window.Bokeh") == "object"
 
     # 2. A change made in the kernel reaches both views.
-    _run_in_new_cell(page, f'session.document.get_model_by_name("div").text = "{CHANGED}"')
+    run_in_new_cell(page, f'session.document.get_model_by_name("div").text = "{CHANGED}"')
     changed = page.locator(".bnc-view .bk-Div").get_by_text(CHANGED, exact=True)
     changed.nth(1).wait_for(timeout=TIMEOUT_MS)
     assert changed.count() == 2
@@ -133,7 +109,7 @@ def _scenario(page: Any, jupyter_lab: JupyterLab, start_bokeh_server: StartBokeh
     page.screenshot(path=str(ARTIFACTS / "inline_disconnected.png"))
 
     # 4. Closing the session in the kernel replaces both views with a note.
-    _run_in_new_cell(page, "%bokeh_close session")
+    run_in_new_cell(page, "%bokeh_close session")
     closed = page.locator(".bnc-view[data-state='closed']")
     closed.nth(1).wait_for(state="attached", timeout=TIMEOUT_MS)
     assert page.locator(".bnc-view[data-state='disconnected']").count() == 0

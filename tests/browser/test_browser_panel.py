@@ -17,10 +17,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
 from bokeh_server import StartBokehServer
+from browser_support import open_notebook, run_all_cells, write_notebook
 from lab_process import JupyterLab, start_kernel_session, wait_for_kernel_connection
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 
@@ -31,34 +32,23 @@ TIMEOUT_MS = 30_000
 
 
 def _write_notebook(path: Path, server_url: str) -> None:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3 (ipykernel)",
-        "language": "python",
-    }
-    nb.cells = [
-        nbformat.v4.new_code_cell(
+    write_notebook(
+        path,
+        [
             "%load_ext bokeh_nb_client\n"
             "from bokeh_nb_client import StatusPanel\n"
             f"panel = StatusPanel(url={server_url!r})\n"
             "panel"
-        ),
-    ]
-    nbformat.write(nb, path)
+        ],
+    )
 
 
 def _open_notebook(page: Any, lab: JupyterLab) -> None:
     """Start the kernel first, then open the notebook (see test_browser_inline_show.py)."""
     start_kernel_session(lab, NOTEBOOK)
-    page.goto(lab.login_url())
-    page.locator(".jp-LauncherCard[data-category='Notebook']").first.wait_for(timeout=60_000)
-    page.locator(".jp-DirListing-item", has_text=NOTEBOOK).dblclick()
-    page.wait_for_selector(".jp-Notebook", timeout=60_000)
-    page.wait_for_selector(
-        ".jp-Notebook-ExecutionIndicator[data-status='idle']", state="attached", timeout=60_000
+    open_notebook(
+        page, lab.login_url(), NOTEBOOK, lambda: wait_for_kernel_connection(lab, NOTEBOOK)
     )
-    wait_for_kernel_connection(lab, NOTEBOOK)
 
 
 @pytest.mark.timeout(180)
@@ -81,8 +71,7 @@ def _scenario(page: Any, jupyter_lab: JupyterLab, start_bokeh_server: StartBokeh
     )
     _write_notebook(jupyter_lab.root_dir / NOTEBOOK, server.http_url())
     _open_notebook(page, jupyter_lab)
-    page.get_by_role("menuitem", name="Run", exact=True).click()
-    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+    run_all_cells(page)
 
     # 1. The panel renders (as widgets, not as its text fallback).
     panel = page.locator(".bnc-status-panel")
@@ -116,7 +105,8 @@ def _scenario(page: Any, jupyter_lab: JupyterLab, start_bokeh_server: StartBokeh
     row.locator(".bnc-action-close").click()
     row.locator(".bnc-state[data-state='closed']").wait_for(timeout=TIMEOUT_MS)
     for action in ("pull", "push", "show", "close", "reconnect"):
-        assert row.locator(f".bnc-action-{action}").is_disabled()
+        # Each button's state is its own widget update: wait for it to arrive.
+        expect(row.locator(f".bnc-action-{action}")).to_be_disabled(timeout=TIMEOUT_MS)
     closed = panel.locator(".bnc-panel-views .bnc-view[data-state='closed']")
     closed.wait_for(state="attached", timeout=TIMEOUT_MS)
     assert "was closed in the kernel" in closed.inner_text()

@@ -26,8 +26,8 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any, Protocol, TypeAlias
 
 import pytest
-from aiohttp import WSMsgType, web
-from aiohttp.test_utils import TestServer
+from aiohttp import web
+from ws_server import AiohttpServerPeer, serve_websocket
 
 from bokeh_nb_client.exceptions import (
     ConnectionClosed,
@@ -38,7 +38,7 @@ from bokeh_nb_client.exceptions import (
 from bokeh_nb_client.protocol.wire import Fragment
 from bokeh_nb_client.transport.base import Transport
 from bokeh_nb_client.transport.memory import memory_pair
-from bokeh_nb_client.transport.websocket import AiohttpTransport, closed_error
+from bokeh_nb_client.transport.websocket import AiohttpTransport
 
 WAIT = 5.0
 
@@ -60,41 +60,6 @@ PairFactory: TypeAlias = Callable[
 ]
 
 
-class WebSocketPeer:
-    """The server side of an aiohttp websocket with the Peer surface."""
-
-    def __init__(self, request: web.Request, ws: web.WebSocketResponse) -> None:
-        self.request = request
-        self.ws = ws
-
-    async def send(self, fragments: Sequence[Fragment | memoryview]) -> None:
-        for fragment in fragments:
-            if isinstance(fragment, str):
-                await self.ws.send_str(fragment)
-            else:
-                await self.ws.send_bytes(bytes(fragment))
-
-    async def receive(self) -> Fragment:
-        msg = await self.ws.receive()
-        if msg.type is WSMsgType.TEXT:
-            text: str = msg.data
-            return text
-        if msg.type is WSMsgType.BINARY:
-            data: bytes = msg.data
-            return data
-        if msg.type is WSMsgType.CLOSE:
-            raise closed_error(int(msg.data), msg.extra or "")
-        raise closed_error(self.ws.close_code or 1006, "")
-
-    async def close(self, code: int = 1000, reason: str = "closed") -> None:
-        await self.ws.close(code=code, message=reason.encode())
-
-    async def drop(self) -> None:
-        transport = self.request.transport
-        assert transport is not None
-        transport.abort()
-
-
 @contextlib.asynccontextmanager
 async def memory(max_message_size: int) -> AsyncIterator[tuple[Transport, Peer]]:
     transport, peer = memory_pair("memory://contract", max_message_size=max_message_size)
@@ -104,37 +69,28 @@ async def memory(max_message_size: int) -> AsyncIterator[tuple[Transport, Peer]]
 
 @contextlib.asynccontextmanager
 async def aiohttp_websocket(max_message_size: int) -> AsyncIterator[tuple[Transport, Peer]]:
-    peers: asyncio.Queue[WebSocketPeer] = asyncio.Queue()
+    peers: asyncio.Queue[AiohttpServerPeer] = asyncio.Queue()
     finished = asyncio.Event()
 
-    async def handler(request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(protocols=("bokeh",), max_msg_size=0)
-        await ws.prepare(request)
-        await peers.put(WebSocketPeer(request, ws))
+    async def on_connect(request: web.Request, peer: AiohttpServerPeer) -> None:
+        await peers.put(peer)
         await finished.wait()
-        if not ws.closed:
-            await ws.close()
-        return ws
 
-    app = web.Application()
-    app.router.add_get("/app/ws", handler)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    transport: AiohttpTransport | None = None
-    try:
-        transport = await AiohttpTransport.open(
-            f"ws://127.0.0.1:{server.port}/app/ws",
-            token="not-a-real-token",
-            max_message_size=max_message_size,
-            timeout=WAIT,
-        )
-        peer = await asyncio.wait_for(peers.get(), WAIT)
-        yield transport, peer
-    finally:
-        finished.set()
-        if transport is not None:
-            await transport.close()
-        await server.close()
+    async with serve_websocket(on_connect) as url:
+        transport: AiohttpTransport | None = None
+        try:
+            transport = await AiohttpTransport.open(
+                url,
+                token="not-a-real-token",
+                max_message_size=max_message_size,
+                timeout=WAIT,
+            )
+            peer = await asyncio.wait_for(peers.get(), WAIT)
+            yield transport, peer
+        finally:
+            finished.set()
+            if transport is not None:
+                await transport.close()
 
 
 TRANSPORTS = {"memory": memory, "aiohttp": aiohttp_websocket}

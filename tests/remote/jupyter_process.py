@@ -14,18 +14,22 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
-import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from bokeh_server import find_free_port
+from bokeh_server import BokehServer, find_free_port
+from browser_support import (
+    allow_root_args,
+    lab_settings_args,
+    spawn_logged,
+    stop_process_group,
+    wait_until_answers,
+)
 
 __all__ = ["EXTENSION_CONFIG", "JupyterProcess", "start_jupyter"]
 
@@ -84,30 +88,7 @@ class JupyterProcess:
             return json.loads(response.read())
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-
-
-def write_lab_settings(settings_dir: Path) -> None:
-    """JupyterLab user settings that keep pop-ups out of the way (as tests/browser does)."""
-    files = {
-        "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
-            "fetchNews": "false",
-            "checkForUpdates": False,
-        },
-        "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {
-            "autoStartDefaultKernel": True,
-        },
-    }
-    for relative, content in files.items():
-        path = settings_dir / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(content))
+        stop_process_group(self.process)
 
 
 def start_jupyter(
@@ -140,15 +121,8 @@ def start_jupyter(
         "127.0.0.1",
     ]
     if kind == "lab":
-        settings = workdir / "lab-settings"
-        write_lab_settings(settings)
-        argv += [
-            f"--LabApp.user_settings_dir={settings}",
-            f"--LabApp.workspaces_dir={workdir / 'lab-workspaces'}",
-            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        ]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        argv.append("--allow-root")
+        argv += lab_settings_args(workdir)
+    argv += allow_root_args()
     argv += list(extra_args)
     env = dict(
         os.environ,
@@ -159,36 +133,25 @@ def start_jupyter(
     env.pop("BOKEH_NB_CLIENT_PROXY", None)
     env.pop("BOKEH_NB_CLIENT_PROXY_PORTS", None)
     log_path = workdir / f"jupyter-{kind}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
+    process = spawn_logged(argv, env, log_path)
     jupyter = JupyterProcess(port, token, base_url, root, log_path, process)
     try:
-        _wait_until_up(jupyter)
+        wait_until_answers(
+            lambda: jupyter.get_json("api/status"), process, jupyter.log_tail, STARTUP_TIMEOUT
+        )
     except BaseException:
         jupyter.stop()
         raise
     return jupyter
 
 
-def _wait_until_up(jupyter: JupyterProcess) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while True:
-        if jupyter.process.poll() is not None:
-            raise RuntimeError(
-                f"jupyter exited with {jupyter.process.returncode}:\n{jupyter.log_tail()}"
-            )
-        try:
-            jupyter.get_json("api/status")
-            return
-        except (OSError, urllib.error.URLError):
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"jupyter did not answer within {STARTUP_TIMEOUT} s")
-        time.sleep(0.1)  # polling a subprocess that offers no readiness event
+@dataclass(frozen=True)
+class Proxied:
+    jupyter: JupyterProcess
+    bokeh: BokehServer
+    dead_port: int  # allowed, nothing listens
+    refused_port: int  # not allowed
+
+    def app_url(self, app: str = "basic") -> str:
+        """The app's URL through the proxy, as a browser computes it."""
+        return self.jupyter.proxy_url(self.bokeh.port, f"/{app}")

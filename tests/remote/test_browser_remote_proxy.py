@@ -19,14 +19,19 @@ refuses falls back, in the browser, to the Bokeh server's direct URL.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import nbformat
 import pytest
 from bokeh_server import BokehServer, find_free_port
+from browser_support import (
+    open_notebook,
+    run_all_cells,
+    run_in_new_cell,
+    wait_for_idle_kernel,
+    write_notebook,
+)
 from jupyter_process import JupyterProcess, start_jupyter
 from testapps import app_paths
 
@@ -40,19 +45,10 @@ TIMEOUT_MS = 30_000
 
 
 def _write_notebook(path: Path, app_url: str) -> None:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3 (ipykernel)",
-        "language": "python",
-    }
-    nb.cells = [
-        nbformat.v4.new_code_cell(f"%load_ext bokeh_nb_client\n%bokeh_pull {app_url}"),
-        nbformat.v4.new_code_cell("%bokeh_show"),
-        nbformat.v4.new_code_cell("session.show()"),
-        nbformat.v4.new_code_cell(""),
-    ]
-    nbformat.write(nb, path)
+    write_notebook(
+        path,
+        [f"%load_ext bokeh_nb_client\n%bokeh_pull {app_url}", "%bokeh_show", "session.show()", ""],
+    )
 
 
 def _start_kernel(jupyter: JupyterProcess) -> None:
@@ -61,24 +57,6 @@ def _start_kernel(jupyter: JupyterProcess) -> None:
         "api/sessions",
         {"path": NOTEBOOK, "name": NOTEBOOK, "type": "notebook", "kernel": {"name": "python3"}},
     )
-
-
-def _wait_for_kernel_connection(jupyter: JupyterProcess, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        sessions = jupyter.get_json("api/sessions")
-        kernel = next((s["kernel"] for s in sessions if s.get("path") == NOTEBOOK), None)
-        if kernel and kernel.get("connections", 0) >= 1 and kernel["execution_state"] == "idle":
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no idle, connected kernel for {NOTEBOOK}: {sessions}")
-        time.sleep(0.1)  # polling a REST API that offers no event
-
-
-def _run_in_new_cell(page: Any, code: str) -> None:
-    page.locator(".jp-Notebook .jp-Cell").last.locator(".cm-content").click()
-    page.keyboard.insert_text(code)
-    page.keyboard.press("Shift+Enter")
 
 
 @pytest.mark.timeout(180)
@@ -113,16 +91,13 @@ def _scenario(page: Any, jupyter: JupyterProcess, bokeh: BokehServer) -> None:
     page.on("websocket", lambda socket: sockets.append(socket.url))
 
     _start_kernel(jupyter)
-    page.goto(jupyter.url(f"lab?token={jupyter.token}"))
-    page.locator(".jp-LauncherCard[data-category='Notebook']").first.wait_for(timeout=60_000)
-    page.locator(".jp-DirListing-item", has_text=NOTEBOOK).dblclick()
-    page.wait_for_selector(".jp-Notebook", timeout=60_000)
-    page.wait_for_selector(
-        ".jp-Notebook-ExecutionIndicator[data-status='idle']", state="attached", timeout=60_000
+    open_notebook(
+        page,
+        jupyter.url(f"lab?token={jupyter.token}"),
+        NOTEBOOK,
+        lambda: wait_for_idle_kernel(lambda: jupyter.get_json("api/sessions"), NOTEBOOK),
     )
-    _wait_for_kernel_connection(jupyter)
-    page.get_by_role("menuitem", name="Run", exact=True).click()
-    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+    run_all_cells(page)
 
     # 1. Both views load through the proxy and render the div.
     live = page.locator(".bnc-view[data-state='live']")
@@ -133,7 +108,7 @@ def _scenario(page: Any, jupyter: JupyterProcess, bokeh: BokehServer) -> None:
     hello.nth(1).wait_for(timeout=TIMEOUT_MS)
 
     # 2. A change made in the kernel reaches both views.
-    _run_in_new_cell(page, f'session.document.get_model_by_name("div").text = "{CHANGED}"')
+    run_in_new_cell(page, f'session.document.get_model_by_name("div").text = "{CHANGED}"')
     changed = page.locator(".bnc-view .bk-Div").get_by_text(CHANGED, exact=True)
     changed.nth(1).wait_for(timeout=TIMEOUT_MS)
     assert changed.count() == 2
@@ -176,7 +151,7 @@ def _fallback(page: Any, open_bokeh: BokehServer) -> None:
     port is not allowed; the browser then loads the view from the Bokeh server
     itself, which this one allows.
     """
-    _run_in_new_cell(
+    run_in_new_cell(
         page,
         'import os\nos.environ.pop("BOKEH_NB_CLIENT_PROXY_PORTS")\n'
         f"%bokeh_pull {open_bokeh.http_url('basic')} --as fallback\n%bokeh_show fallback",

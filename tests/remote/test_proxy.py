@@ -22,7 +22,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import Proxied
+from jupyter_process import Proxied
 
 from bokeh_nb_client import pull_session
 from bokeh_nb_client.exceptions import HandshakeRejected

@@ -29,17 +29,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Seque
 from typing import Any, Protocol, TypeVar
 
 import bokeh
-from aiohttp import WSCloseCode, WSMsgType, web
-from aiohttp.test_utils import TestServer
+from aiohttp import WSCloseCode, web
 from bokeh.core.json_encoder import serialize_json
 from bokeh.core.serialization import Buffer, Serialized, Serializer
 from bokeh.document import Document
 from bokeh.document.events import DocumentChangedEvent, DocumentPatchedEvent
+from ws_server import AiohttpServerPeer, serve_websocket
 
 from bokeh_nb_client.exceptions import ConnectionClosed
 from bokeh_nb_client.protocol import MsgType, WireMessage, counter_ids, make_header
 from bokeh_nb_client.protocol.wire import Assembler, Fragment, JsonText, encode
-from bokeh_nb_client.transport.websocket import closed_error
 
 T = TypeVar("T")
 
@@ -55,45 +54,6 @@ class Peer(Protocol):
     async def receive(self) -> Fragment: ...
 
     async def close(self, code: int = 1000, reason: str = "closed") -> None: ...
-
-
-class AiohttpServerPeer:
-    """The server side of a real aiohttp websocket, with the ``Peer`` surface."""
-
-    def __init__(self, request: web.Request, ws: web.WebSocketResponse) -> None:
-        self.request = request
-        self.ws = ws
-
-    async def send(self, fragments: Sequence[Fragment | memoryview]) -> None:
-        try:
-            for fragment in fragments:
-                if isinstance(fragment, str):
-                    await self.ws.send_str(fragment)
-                else:
-                    await self.ws.send_bytes(bytes(fragment))
-        except (ConnectionError, RuntimeError) as exc:
-            raise closed_error(self.ws.close_code or 1006, "") from exc
-
-    async def receive(self) -> Fragment:
-        msg = await self.ws.receive()
-        if msg.type is WSMsgType.TEXT:
-            text: str = msg.data
-            return text
-        if msg.type is WSMsgType.BINARY:
-            data: bytes = msg.data
-            return data
-        if msg.type is WSMsgType.CLOSE:
-            raise closed_error(int(msg.data), msg.extra or "")
-        raise closed_error(self.ws.close_code or 1006, "")
-
-    async def close(self, code: int = 1000, reason: str = "closed") -> None:
-        await self.ws.close(code=code, message=reason.encode())
-
-    async def drop(self) -> None:
-        """Cut the TCP connection without a close frame."""
-        transport = self.request.transport
-        assert transport is not None
-        transport.abort()
 
 
 class ServerEnd:
@@ -336,24 +296,13 @@ class FakeBokehServer:
 async def hosted(server: FakeBokehServer, path: str = "/app/ws") -> AsyncIterator[str]:
     """Serve ``server`` at ws://127.0.0.1:PORT``path`` on the running loop; yield the URL."""
 
-    async def handler(request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(protocols=("bokeh",), max_msg_size=0)
-        await ws.prepare(request)
+    async def on_connect(request: web.Request, peer: AiohttpServerPeer) -> None:
         offered = request.headers.get("Sec-WebSocket-Protocol", "")
         server.tokens.append(offered.split(",", 1)[1].strip() if "," in offered else "")
-        await server.serve(AiohttpServerPeer(request, ws))
-        if not ws.closed:
-            await ws.close(code=WSCloseCode.GOING_AWAY)
-        return ws
+        await server.serve(peer)
 
-    app = web.Application()
-    app.router.add_get(path, handler)
-    test_server = TestServer(app, host="127.0.0.1")
-    await test_server.start_server()
-    try:
-        yield f"ws://127.0.0.1:{test_server.port}{path}"
-    finally:
-        await test_server.close()
+    async with serve_websocket(on_connect, path, close_code=WSCloseCode.GOING_AWAY) as url:
+        yield url
 
 
 class ServerThread:
