@@ -28,7 +28,6 @@ running loop is the home and no hop is needed.
 from __future__ import annotations
 
 import asyncio
-import collections
 import concurrent.futures
 import contextlib
 import logging
@@ -41,7 +40,7 @@ from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
 
 from . import _bokeh
-from ._bokeh import Document, EncodedEvents
+from ._bokeh import Document
 from .callbacks import CallbackScheduler
 from .connection import Connection
 from .engine import Home
@@ -58,6 +57,7 @@ from .exceptions import (
     VersionMismatchWarning,
 )
 from .options import SessionOptions
+from .outbox import Outbox
 from .protocol import urls
 from .protocol.messages import MsgType, ServerInfo
 from .protocol.wire import JsonText, WireMessage
@@ -80,8 +80,6 @@ T = TypeVar("T")
 DEFAULT_SERVER_WEBSOCKET_URL = "ws://localhost:5006/ws"
 DEFAULT_MAX_MESSAGE_SIZE = 20 * 1024 * 1024
 DEFAULT_TIMEOUT = 30.0
-_MAX_EVENTS_PER_PATCH = 20_000
-_MAX_PATCHES_IN_FLIGHT = 2
 
 _live: weakref.WeakSet[AsyncClientSession] = weakref.WeakSet()
 
@@ -181,18 +179,12 @@ class AsyncClientSession:
         self._ended: asyncio.Event | None = None  # closed, or the connection ended for good
         self._discarded: list[str] = []
         self._opening = False
-        self._unacknowledged = 0
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._conn: Connection | None = None
         self._connect_lock: asyncio.Lock | None = None
         self._send_lock: asyncio.Lock | None = None
-        self._writer: asyncio.Task[None] | None = None
-        self._writer_wake: asyncio.Event | None = None
-        self._wake_requested = False
-        self._outbox: collections.deque[EncodedEvents] = collections.deque()
-        self._in_flight: set[asyncio.Future[WireMessage]] = set()
-        self._patch_errors: list[ServerError] = []
+        self._outbox = Outbox(on_answered=self._publish_traffic, on_rejected=self._patch_rejected)
         self._push_reply: asyncio.Future[WireMessage] | None = None
         self._push_in_progress = False
         self._resync: asyncio.Task[None] | None = None
@@ -352,12 +344,11 @@ class AsyncClientSession:
             self._status.publish(state=SessionState.CONNECTED)
 
     def _start_writer(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._writer_wake = asyncio.Event()
-        self._wake_requested = False
-        if self._outbox:
-            self._writer_wake.set()
-        self._writer = loop.create_task(
-            self._write_loop(), name=f"bokeh-nb-client writer {self._id[:8]}"
+        self._outbox.start(
+            loop,
+            self._flush,
+            same_thread=self._home is None,
+            name=f"bokeh-nb-client writer {self._id[:8]}",
         )
 
     async def _open(self, loop: asyncio.AbstractEventLoop, *, start_writer: bool = True) -> None:
@@ -496,7 +487,7 @@ class AsyncClientSession:
                     await self._flush()
             except (BokehClientError, TimeoutError) as exc:
                 log.warning("could not send the last queued changes before closing: %r", exc)
-        tasks = (self._writer, self._resync, self._reconnector)
+        tasks = (self._outbox.stop(), self._resync, self._reconnector)
         for task in tasks:
             if task is not None:
                 task.cancel()
@@ -557,7 +548,7 @@ class AsyncClientSession:
             self._post_home(lambda: _run_into(installed, lambda: self._install_pulled(reply)))
 
         async with self._locked_send():
-            await self._flush_locked(conn)
+            await self._outbox.send_all(conn)
             future = await conn.send(MsgType.PULL_DOC_REQ, {}, on_reply=on_reply)
         await future
         self._publish_traffic()
@@ -583,7 +574,7 @@ class AsyncClientSession:
     async def _push_now(self, document: Document | None) -> None:
         conn = self._require_conn()
         async with self._locked_send():
-            await self._flush_locked(conn)
+            await self._outbox.send_all(conn)
             content, buffers = await self._on_home(lambda: self._prepare_push(document))
             self._push_in_progress = True  # echo patches may arrive before send() returns
             try:
@@ -626,14 +617,14 @@ class AsyncClientSession:
         conn = self._require_conn()
         async with self._deadline(MsgType.SERVER_INFO_REQ):
             async with self._locked_send():
-                await self._flush_locked(conn)
+                await self._outbox.send_all(conn)
                 future = await conn.send(MsgType.SERVER_INFO_REQ, {})
             await future
         # Patches that arrived before the reply were posted to the home thread
         # first; the blocking wait of the sync API applies them before returning.
         self._publish_traffic()
-        if self._patch_errors:
-            errors, self._patch_errors = self._patch_errors, []
+        errors = self._outbox.take_errors()
+        if errors:
             raise errors[0]
 
     def embed_html(self, model: _bokeh.Model | None = None) -> str:
@@ -710,8 +701,7 @@ class AsyncClientSession:
         if self._closed or self._opening:
             return
         self._failure = error
-        if self._writer is not None:
-            self._writer.cancel()
+        self._outbox.stop()
         if self._reconnector is not None and not self._reconnector.done():
             return  # a reconnect in progress lost its new connection: it retries
         if self._policy is not None and not isinstance(error, MessageTooBig):
@@ -776,9 +766,8 @@ class AsyncClientSession:
         if mode is None or self._document is None:
             return
         pending: list[Any] = []
-        while self._outbox:
-            pending.extend(self._outbox.popleft().events)
-        unacknowledged, self._unacknowledged = self._unacknowledged, 0
+        pending.extend(self._outbox.take_queued_events())
+        unacknowledged = self._outbox.take_unacknowledged()
         if mode == "push":
             await self._push_now(None)  # the Document holds every local change
             return
@@ -822,86 +811,20 @@ class AsyncClientSession:
                 )
                 return
             assert self._document is not None
-            self._outbox.append(_bokeh.encode_events(self._document, [event]))
-            self._wake_writer()
+            self._outbox.put(_bokeh.encode_events(self._document, [event]))
         elif kind == "callback_added" and self._scheduler is not None:
             callback = _bokeh.event_callback(event)
             self._scheduler.add(callback.id, _bokeh.callback_spec(callback))
         elif kind == "callback_removed" and self._scheduler is not None:
             self._scheduler.remove(_bokeh.event_callback(event).id)
 
-    def _wake_writer(self) -> None:
-        if self._wake_requested:
-            return
-        self._wake_requested = True
-        loop = self._loop
-        wake = self._writer_wake
-        if loop is None or wake is None:
-            return
-        if self._home is None:
-            wake.set()
-        else:
-            loop.call_soon_threadsafe(wake.set)
-
-    async def _write_loop(self) -> None:
-        wake = self._writer_wake
-        assert wake is not None
-        while True:
-            await wake.wait()
-            wake.clear()
-            try:
-                await self._flush()
-            except ConnectionClosed:
-                return
-
     async def _flush(self) -> None:
         async with self._locked_send():
-            await self._flush_locked(self._require_conn())
+            await self._outbox.send_all(self._require_conn())
 
-    async def _flush_locked(self, conn: Connection) -> None:
-        """Send everything in the outbox; the caller holds the send lock."""
-        while True:
-            # At most a few patches in flight: while the server works on them, new
-            # changes pile up in the outbox and leave together as one bigger batch.
-            while len(self._in_flight) >= _MAX_PATCHES_IN_FLIGHT:
-                await asyncio.wait(list(self._in_flight), return_when=asyncio.FIRST_COMPLETED)
-            self._wake_requested = False
-            batch = self._take_batch()
-            if batch is None:
-                return
-            events, buffers = batch
-            future = await conn.send(
-                MsgType.PATCH_DOC, JsonText(_bokeh.patch_content_json(events)), buffers=buffers
-            )
-            self._in_flight.add(future)
-            future.add_done_callback(self._patch_answered)
-
-    def _take_batch(self) -> tuple[list[Any], list[tuple[str, bytes]]] | None:
-        outbox = self._outbox
-        if not outbox:
-            return None
-        events: list[Any] = []
-        buffers: list[tuple[str, bytes]] = []
-        while outbox and len(events) < _MAX_EVENTS_PER_PATCH:
-            encoded = outbox.popleft()
-            events.extend(encoded.events)
-            buffers.extend(encoded.buffers)
-        return _bokeh.merge_encoded_events(events), buffers
-
-    def _patch_answered(self, future: asyncio.Future[WireMessage]) -> None:
-        self._in_flight.discard(future)
-        self._publish_traffic()
-        if future.cancelled():
-            return
-        error = future.exception()
-        if isinstance(error, ConnectionClosed):
-            self._unacknowledged += 1
-        elif isinstance(error, ServerError):
-            log.warning(
-                "the server rejected a patch from session %s…: %s", self._id[:8], error.text
-            )
-            self._patch_errors.append(error)
-            self._status.publish(last_error=str(error))
+    def _patch_rejected(self, error: ServerError) -> None:
+        log.warning("the server rejected a patch from session %s…: %s", self._id[:8], error.text)
+        self._status.publish(last_error=str(error))
 
     # -- internals: incoming -------------------------------------------------------
 

@@ -47,8 +47,11 @@ def test_request_server_info(bokeh_server: BokehServer) -> None:
 
 
 def test_disconnect_on_protocol_error(bokeh_server: BokehServer) -> None:
-    """A bogus binary frame makes the server close with 10001; the session notices."""
-    session = ClientSession(websocket_url=bokeh_server.ws_url("basic"))
+    """A bogus binary frame makes the server close with 10001; the session notices.
+
+    No reconnect policy: the session must end with the server's close code.
+    """
+    session = ClientSession(websocket_url=bokeh_server.ws_url("basic"), reconnect=None)
     session.connect()
     conn = session.async_session._conn
     assert conn is not None
