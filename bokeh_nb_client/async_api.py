@@ -10,8 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._bokeh import Document
-from .client import server_url
-from .protocol import urls
+from .client import app_websocket_url
 from .session import DEFAULT_MAX_MESSAGE_SIZE, AsyncClientSession
 
 __all__ = ["pull_session_async", "push_session_async"]
@@ -28,7 +27,7 @@ async def pull_session_async(
     **options: Any,
 ) -> AsyncClientSession:
     """Open a session on the app at ``url`` (+ ``app_path``) and pull its document."""
-    ws_url = urls.websocket_url_for_server_url(server_url(url, app_path))
+    ws_url = app_websocket_url(url, app_path)
     session = AsyncClientSession(
         session_id, ws_url, io_loop, arguments, max_message_size, **options
     )
@@ -53,7 +52,7 @@ async def push_session_async(
     """Open a session on the app at ``url`` and replace its document with ``document``."""
     if not isinstance(document, Document):
         raise TypeError(f"push_session_async needs a bokeh Document, got {type(document).__name__}")
-    ws_url = urls.websocket_url_for_server_url(server_url(url, app_path))
+    ws_url = app_websocket_url(url, app_path)
     session = AsyncClientSession(session_id, ws_url, io_loop, None, max_message_size, **options)
     try:
         await session.push(document)

@@ -44,6 +44,7 @@ __all__ = [
     "DEFAULT_SERVER_WEBSOCKET_URL",
     "DEFAULT_SESSION_ID",
     "ClientSession",
+    "app_websocket_url",
     "pull_session",
     "push_session",
     "server_url",
@@ -278,6 +279,11 @@ def server_url(url: str = "default", app_path: str | None = None) -> str:
         raise ValueError(f"bad url={url!r} / app_path={app_path!r}: {exc}") from None
 
 
+def app_websocket_url(url: str = "default", app_path: str | None = None) -> str:
+    """The websocket URL of the app at ``url`` (+ ``app_path``), as the helpers connect to it."""
+    return urls.websocket_url_for_server_url(server_url(url, app_path))
+
+
 def pull_session(
     session_id: str | None = None,
     url: str = "default",
@@ -294,7 +300,7 @@ def pull_session(
     Raises the errors of ``ClientSession.connect``/``pull``; nothing is left open
     on failure.
     """
-    ws_url = urls.websocket_url_for_server_url(server_url(url, app_path))
+    ws_url = app_websocket_url(url, app_path)
     session = ClientSession(session_id, ws_url, io_loop, arguments, max_message_size, **options)
     _or_close(session, session.pull)
     return session
@@ -313,7 +319,7 @@ def push_session(
     """Open a session on the app at ``url`` and replace its document with ``document``."""
     if not isinstance(document, Document):
         raise TypeError(f"push_session needs a bokeh Document, got {type(document).__name__}")
-    ws_url = urls.websocket_url_for_server_url(server_url(url, app_path))
+    ws_url = app_websocket_url(url, app_path)
     session = ClientSession(session_id, ws_url, io_loop, None, max_message_size, **options)
     _or_close(session, lambda: session.push(document))
     return session
