@@ -159,7 +159,7 @@ def load_ipython_extension(ipython: object) -> None:
     config = BokehClient(parent=ipython)
     _configurables(ipython).append(config)
     magics = BokehMagics(ipython, config=config, sessions=registry)
-    ipython.register_magics(magics)  # type: ignore[no-untyped-call]  # unannotated in IPython
+    ipython.register_magics(magics)
     _config = config
 
 

@@ -77,4 +77,4 @@ def get_ipython() -> InteractiveShell | None:
     """The running IPython shell, or None outside IPython."""
     from IPython.core.getipython import get_ipython as _get_ipython
 
-    return cast("InteractiveShell | None", _get_ipython())
+    return _get_ipython()

@@ -25,7 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from bokeh.io import curdoc
 from bokeh.util.browser import get_browser_controller
@@ -86,7 +86,7 @@ class BokehMagics(Magics):
     def __init__(
         self, shell: InteractiveShell, *, config: BokehClient, sessions: SessionRegistry
     ) -> None:
-        super().__init__(shell)  # type: ignore[no-untyped-call]  # IPython leaves it unannotated
+        super().__init__(shell)
         self._config = config
         self._sessions = sessions
 
@@ -95,7 +95,7 @@ class BokehMagics(Magics):
         shell = self.shell
         if shell is None:
             raise RuntimeError("the magics are not attached to a shell")
-        return cast("InteractiveShell", shell)
+        return shell
 
     # -- %bokeh_pull -----------------------------------------------------------------
 

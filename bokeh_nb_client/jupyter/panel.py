@@ -461,7 +461,7 @@ class StatusPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         def after_cell(*_args: object) -> None:
             self.refresh()
 
-        shell.events.register("post_run_cell", after_cell)  # type: ignore[no-untyped-call]
+        shell.events.register("post_run_cell", after_cell)
         self._hooked = after_cell
 
     def _unhook_cells(self) -> None:
@@ -469,7 +469,7 @@ class StatusPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         shell = get_ipython()
         if hooked is not None and shell is not None:
             with contextlib.suppress(ValueError):  # already unregistered
-                shell.events.unregister("post_run_cell", hooked)  # type: ignore[no-untyped-call]
+                shell.events.unregister("post_run_cell", hooked)
 
 
 def _close_tree(widget: widgets.Widget, *, keep: widgets.Widget) -> None:
