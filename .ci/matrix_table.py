@@ -40,6 +40,30 @@ def rows(folder: Path) -> list[str]:
     return lines
 
 
+def counts(report: Path) -> tuple[int, int, int]:
+    """(passed, failed, skipped) of one JUnit report."""
+    root = ElementTree.parse(report).getroot()
+    suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
+    tests = sum(int(s.get("tests", 0)) for s in suites)
+    failed = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
+    skipped = sum(int(s.get("skipped", 0)) for s in suites)
+    return tests - failed - skipped, failed, skipped
+
+
+def summary(reports: list[Path]) -> str:
+    """One closing line over every report: the suite's and each matrix leg's."""
+    passed = failed = skipped = 0
+    for report in reports:
+        p, f, s = counts(report)
+        passed, failed, skipped = passed + p, failed + f, skipped + s
+    return f"ci: {passed} passed, {failed} failed, {skipped} skipped"
+
+
 if __name__ == "__main__":
-    folder = Path(sys.argv[1] if len(sys.argv) > 1 else "test-artifacts/matrix")
-    print("\n".join(rows(folder)))
+    if sys.argv[1:2] == ["--summary"]:
+        suite, folder = Path(sys.argv[2]), Path(sys.argv[3])
+        reports = [r for r in [suite, *sorted(folder.glob("*.xml"))] if r.is_file()]
+        print("\n".join(rows(folder)))
+        print(summary(reports))
+    else:
+        print("\n".join(rows(Path(sys.argv[1] if len(sys.argv) > 1 else "test-artifacts/matrix"))))

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LOCK = ROOT / ".ci" / "constraints.txt"
 PYTHON_311 = "3.11"
 
-nox.options.default_venv_backend = "venv"
+nox.options.default_venv_backend = "uv|venv"
 nox.options.reuse_existing_virtualenvs = False
 nox.options.error_on_missing_interpreters = True
 
@@ -95,6 +95,7 @@ VERSIONS = (
 def run_tiers(session: nox.Session, tiers: list[str]) -> None:
     """Run ``tiers`` with pytest; the JUnit report is named by the versions under test
     (``.ci/matrix_table.py`` turns the reports into the README's table)."""
+    session.chdir(ROOT)
     versions = str(session.run("python", "-c", VERSIONS, silent=True)).strip().splitlines()[-1]
     session.log(versions)
     REPORTS.mkdir(parents=True, exist_ok=True)
