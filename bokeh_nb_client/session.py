@@ -64,6 +64,7 @@ from .protocol.wire import JsonText, WireMessage
 from .reconnect import Reconnect, ReconnectMode, describe_events
 from .status import SessionState, SessionStatus, StatusPublisher
 from .transport.websocket import AiohttpTransport
+from .warn import warn_at_caller
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
@@ -412,8 +413,7 @@ class AsyncClientSession:
                 f"has bokeh {_bokeh.BOKEH_VERSION}; documents may not (de)serialize "
                 "correctly. Install the same bokeh minor version on both sides."
             )
-            log.warning("%s", message)
-            self._post_home(lambda: warnings.warn(message, VersionMismatchWarning, stacklevel=1))
+            self._post_home(lambda: warn_at_caller(message, VersionMismatchWarning))
 
     async def _wait_reconnected(self) -> None:
         assert self._settled is not None
