@@ -16,7 +16,7 @@
     │   ├── LocalProtocolError           we tried something illegal in this state
     │   └── RemoteProtocolError          the server sent bad fragments or an unknown reply
     ├── ServerError (RuntimeError)       an ERROR reply: .text, .traceback, .reqid
-    ├── UnknownModelTypes (RuntimeError) the document needs model classes not imported
+    ├── UnknownModelTypes (ValueError)   the document needs model classes not imported
     │                                    here: .types, .packages
     └── SessionStateError (RuntimeError) e.g. push before connect, use after close
         └── ServerOnCallersLoop          a blocking call to a server that runs on
@@ -237,11 +237,12 @@ class ServerOnCallersLoop(SessionStateError):
         self.url = url
 
 
-class UnknownModelTypes(BokehClientError, RuntimeError):
+class UnknownModelTypes(BokehClientError, ValueError):
     """The server's document uses model types that are not defined in this process.
 
     Bokeh can only build a model whose Python class has been imported; extension
-    packages (Panel, for example) define theirs on import.
+    packages (Panel, for example) define theirs on import. A ``ValueError``, as
+    the ``DeserializationError`` that ``bokeh.client`` raises for the same cause.
 
     Attributes:
         types: the qualified names of the unknown model types, sorted.
