@@ -9,9 +9,13 @@ How: every method submits the matching ``AsyncClientSession`` coroutine to the
 package-wide engine loop (a daemon thread, ``engine.py``) and waits on its
 future. The waiting thread never needs its own loop to make progress, so a
 notebook cell can block on it safely; while it waits on the Document's home
-thread it also applies the server's patches as they arrive (``Home.wait``). This
-module is a facade of one line per method: the logic lives in ``session.py``
-only. Rejected alternatives are listed in ``engine.py``.
+thread it also applies the server's patches as they arrive (``Home.wait``). The
+session logic lives in ``session.py``; this module holds only what is about
+blocking: which loop a blocking call runs while it waits (``io_loop=``, see
+``engine.home_for``), refusing a blocking call that could never be answered (a
+server on the caller's own running loop), ``bokeh.client``'s ``connect()`` that
+records failures instead of raising, and starting a pushed document's callbacks
+once ``push()`` has returned. Rejected alternatives are listed in ``engine.py``.
 
 Keyword-only ``**options`` accepted everywhere: ``secret_key``, ``sign_sessions``,
 ``headers``, ``cookies``, ``ssl``, ``timeout``, ``token_expiration`` (see

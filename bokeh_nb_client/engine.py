@@ -307,6 +307,9 @@ def home_for(io_loop: object | None) -> Home:
         )
     homes: dict[int, Home] = getattr(_homes, "by_io_loop", {})
     _homes.by_io_loop = homes
+    for key, stale in list(homes.items()):
+        if stale.loop.is_closed():
+            del homes[key]  # do not keep closed loops (one per test server) alive
     home = homes.get(id(loop))
     if home is None or home.loop is not loop:
         home = Home(loop, owns_loop=True)
@@ -371,9 +374,12 @@ def _listening_address(fd: int) -> tuple[str, int] | None:
             socket.AF_INET6,
         ):
             return None
-        if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
-            return None
-        name = sock.getsockname()
+        try:
+            if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+                return None
+            name = sock.getsockname()
+        except OSError:
+            return None  # closed under us, or no such option here: not a listener we know
         return str(name[0]), int(name[1])
     finally:
         sock.detach()  # the fd belongs to its owner: never close it here

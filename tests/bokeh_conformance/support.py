@@ -160,6 +160,7 @@ CLIENTS = (
 def in_process_server(application: Application, **server_kwargs: Any) -> Iterator[Server]:
     """A bokeh ``Server`` for ``application`` on a new IOLoop that nobody runs yet."""
     loop = IOLoop()
+    server_kwargs.setdefault("address", "127.0.0.1")  # loopback only (bokeh's default: all)
     server = Server({"/": application}, io_loop=loop, port=0, **server_kwargs)
     try:
         server.start()

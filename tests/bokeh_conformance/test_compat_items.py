@@ -63,7 +63,9 @@ def test_io_loop_is_run_while_a_blocking_call_waits() -> None:
 def test_io_loop_accepts_an_asyncio_loop() -> None:
     loop = asyncio.new_event_loop()
     try:
-        server = Server({"/": div_app()}, io_loop=IOLoop(asyncio_loop=loop), port=0)
+        server = Server(
+            {"/": div_app()}, io_loop=IOLoop(asyncio_loop=loop), port=0, address="127.0.0.1"
+        )
         server.start()
         try:
             session = pull_session(url=url(server), io_loop=loop, timeout=SHORT)
@@ -86,7 +88,7 @@ def test_sync_call_to_a_server_on_the_callers_running_loop_fails_at_once() -> No
     """The kernel case: a server on the running loop, then the sync API on that thread."""
 
     async def main() -> None:
-        server = Server({"/": div_app()}, io_loop=IOLoop.current(), port=0)
+        server = Server({"/": div_app()}, io_loop=IOLoop.current(), port=0, address="127.0.0.1")
         server.start()
         try:
             with pytest.raises(ServerOnCallersLoop, match="pull_session_async") as info:
@@ -207,7 +209,7 @@ def test_async_push_starts_callbacks_after_it_returned() -> None:
     from bokeh_nb_client import push_session_async
 
     async def main() -> None:
-        server = Server({"/": Application()}, io_loop=IOLoop.current(), port=0)
+        server = Server({"/": Application()}, io_loop=IOLoop.current(), port=0, address="127.0.0.1")
         server.start()
         try:
             doc = Document()
