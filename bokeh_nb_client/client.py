@@ -143,7 +143,7 @@ class ClientSession:
         Raises:
             ServerOnCallersLoop: the server runs on this thread's running loop.
         """
-        if not self.connected and self._server_on_this_loop():
+        if self._server_on_this_loop():
             coro.close()
             raise ServerOnCallersLoop(
                 f"the server at {self.url} runs on this thread's own event loop (for "

@@ -113,6 +113,28 @@ def test_sync_call_to_a_server_on_the_callers_running_loop_fails_at_once() -> No
     asyncio.run(main())
 
 
+def test_blocking_call_from_a_callback_on_the_servers_loop_fails_at_once() -> None:
+    """A document callback runs on the io_loop, i.e. on the server's loop: a blocking
+    call there could never be answered. close() is fine: it completes in
+    loop_until_closed()."""
+    with in_process_server(Application()) as server:
+        doc = Document()
+        refused: list[ServerOnCallersLoop] = []
+        session = push_session(doc, url=url(server), io_loop=server.io_loop, timeout=SHORT)
+
+        def callback() -> None:
+            try:
+                session.force_roundtrip()
+            except ServerOnCallersLoop as exc:
+                refused.append(exc)
+            session.close()
+
+        doc.add_next_tick_callback(callback)
+        session.loop_until_closed()
+        assert len(refused) == 1
+        assert not session.connected
+
+
 def test_an_io_loop_that_cannot_run_here_is_refused_at_once() -> None:
     """A not running io_loop on a thread that runs another loop: it can never run."""
     with in_process_server(div_app()) as server:
