@@ -20,6 +20,13 @@ The model (see ``ARCHITECTURE.md``):
 * A blocking call made on the home thread also applies, while it waits, the work
   the engine posted for that thread, so that ``force_roundtrip()`` returns with the
   server's replies already applied, even inside a cell.
+* ``io_loop=`` (``bokeh.client``'s argument): a loop that is not running becomes
+  the calling thread's home loop for that session (``home_for``), so blocking calls
+  run it while they wait and a ``bokeh.server.server.Server`` created in this
+  process on it keeps answering, as with ``bokeh.client``. A blocking call that
+  could never be answered because the server listens on the caller's own running
+  loop (a server started in a kernel) is detected from that loop's listening
+  sockets (``loop_serves``) and refused at once by the sync facade.
 
 Rejected alternatives: ``nest_asyncio`` (re-enters a running loop, breaks
 invariants of asyncio and of the kernel), ``run_until_complete`` on a running loop

@@ -20,7 +20,6 @@ no client API) are not ported; see README.md.
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Any
 from unittest.mock import MagicMock, patch
 
@@ -67,9 +66,6 @@ class DictModel(Model):
 class UnitsSpecModel(Model):
     distance = DistanceSpec(42)
     angle = AngleSpec(0)
-
-
-logging.getLogger("bokeh_nb_client").setLevel(logging.DEBUG)
 
 
 def _roots_by_attr(doc: Document) -> dict[str, Any]:
