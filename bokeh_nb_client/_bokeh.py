@@ -28,6 +28,7 @@ import bokeh
 from bokeh.core.json_encoder import PayloadEncoder
 from bokeh.core.serialization import (
     Buffer,
+    DeserializationError,
     Deserializer,
     Serialized,
     Serializer,
@@ -55,6 +56,8 @@ from bokeh.settings import settings
 from bokeh.util import token as bokeh_token
 from bokeh.util.serialization import make_id
 
+from .exceptions import UnknownModelTypes
+
 __all__ = [
     "BOKEH_VERSION",
     "DEFAULT_SERVER_HTTP_URL",
@@ -76,6 +79,7 @@ __all__ = [
     "resolve_signing",
     "server_session_script",
     "session_id_and_token",
+    "unknown_model_types",
     "versions_compatible",
 ]
 
@@ -188,12 +192,65 @@ def new_document_from_reply(content: Any, buffers: Sequence[BufferPair]) -> Docu
         ValueError: the content has no ``doc``.
     """
     doc_json = _doc_json(content)
-    return Document.from_json(_serialized(doc_json, buffers))
+    try:
+        return Document.from_json(_serialized(doc_json, buffers))
+    except DeserializationError as exc:
+        _raise_if_unknown_types(doc_json, exc)
+        raise
 
 
 def replace_document_from_reply(doc: Document, content: Any, buffers: Sequence[BufferPair]) -> None:
     """Overwrite ``doc`` in place with a PULL-DOC-REPLY content (on its home thread)."""
-    doc.replace_with_json(_serialized(_doc_json(content), buffers))
+    doc_json = _doc_json(content)
+    try:
+        doc.replace_with_json(_serialized(doc_json, buffers))
+    except DeserializationError as exc:
+        _raise_if_unknown_types(doc_json, exc)
+        raise
+
+
+def unknown_model_types(tree: Any) -> list[str]:
+    """The model type names in a serialized document (or patch) that no class here has."""
+    names: set[str] = set()
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            name = node.get("name")
+            if node.get("type") == "object" and "id" in node and isinstance(name, str):
+                names.add(name)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    known = Model.model_class_reverse_map
+    return sorted(name for name in names if name not in known and name != "Figure")
+
+
+def _raise_if_unknown_types(tree: Any, exc: DeserializationError) -> None:
+    """Raise ``UnknownModelTypes`` (from ``exc``) when ``tree`` names unknown model types."""
+    unknown = unknown_model_types(tree)
+    if not unknown:
+        return
+    packages = sorted({name.split(".", 1)[0] for name in unknown if "." in name})
+    shown = ", ".join(unknown[:8]) + (f" and {len(unknown) - 8} more" if len(unknown) > 8 else "")
+    if packages:
+        names = ", ".join(f"'{package}'" for package in packages)
+        imports = "; ".join(f"import {package}" for package in packages)
+        hint = (
+            f"they are defined by the package(s) {names}: `{imports}` in this process "
+            "before pulling fixes it (install the package first if needed)"
+        )
+    else:
+        hint = (
+            "import the module that defines them in this process before pulling "
+            "(the same custom models the server app imports)"
+        )
+    raise UnknownModelTypes(
+        f"the server's document uses model types that are not defined in this process: "
+        f"{shown}; {hint}",
+        types=unknown,
+        packages=packages,
+    ) from exc
 
 
 def _doc_json(content: Any) -> Any:

@@ -9,9 +9,13 @@ How: every method submits the matching ``AsyncClientSession`` coroutine to the
 package-wide engine loop (a daemon thread, ``engine.py``) and waits on its
 future. The waiting thread never needs its own loop to make progress, so a
 notebook cell can block on it safely; while it waits on the Document's home
-thread it also applies the server's patches as they arrive (``Home.wait``). This
-module is a facade of one line per method: the logic lives in ``session.py``
-only. Rejected alternatives are listed in ``engine.py``.
+thread it also applies the server's patches as they arrive (``Home.wait``). The
+session logic lives in ``session.py``; this module holds only what is about
+blocking: which loop a blocking call runs while it waits (``io_loop=``, see
+``engine.home_for``), refusing a blocking call that could never be answered (a
+server on the caller's own running loop), ``bokeh.client``'s ``connect()`` that
+records failures instead of raising, and starting a pushed document's callbacks
+once ``push()`` has returned. Rejected alternatives are listed in ``engine.py``.
 
 Keyword-only ``**options`` accepted everywhere: ``secret_key``, ``sign_sessions``,
 ``headers``, ``cookies``, ``ssl``, ``timeout``, ``token_expiration`` (see
@@ -20,15 +24,25 @@ Keyword-only ``**options`` accepted everywhere: ``secret_key``, ``sign_sessions`
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import logging
 from collections.abc import Callable, Coroutine, Mapping
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
+from urllib.parse import urlsplit
 
 from . import _bokeh
 from ._bokeh import DEFAULT_SERVER_HTTP_URL, Document, Model
-from .engine import current_home, get_engine
-from .exceptions import BokehClientError, ConnectError, SessionStateError
+from .engine import get_engine, home_for, loop_serves
+from .exceptions import (
+    BokehClientError,
+    ConnectError,
+    ProtocolError,
+    ServerOnCallersLoop,
+    SessionStateError,
+    TransportError,
+)
 from .inline import show_inline
 from .protocol import urls
 from .protocol.messages import ServerInfo
@@ -66,7 +80,14 @@ class ClientSession:
     script, server changes and document callbacks are applied while a blocking
     call or ``loop_until_closed()`` runs; in a notebook, between cells as well).
 
-    Args: as ``AsyncClientSession``; ``io_loop`` is accepted and ignored.
+    Args: as ``AsyncClientSession``, plus ``io_loop``: a tornado ``IOLoop`` (or
+    asyncio loop) that is not running, typically the loop of a
+    ``bokeh.server.server.Server`` created in this process. Blocking calls then run
+    it while they wait, so that server answers, and the document's callbacks run on
+    it, as with ``bokeh.client``. A running ``io_loop`` changes nothing.
+
+    Raises:
+        TypeError: ``io_loop`` is not an event loop.
     """
 
     def __init__(
@@ -78,8 +99,9 @@ class ClientSession:
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         **options: Any,
     ) -> None:
-        self._home = current_home()
+        self._home = home_for(io_loop)
         self._engine = get_engine()
+        self._pending_close: concurrent.futures.Future[None] | None = None
         self._session = AsyncClientSession(
             session_id,
             websocket_url,
@@ -99,6 +121,40 @@ class ClientSession:
                 "methods from the thread that created it"
             )
         return home.wait(self._engine.submit(coro))
+
+    def _server_on_this_loop(self) -> bool:
+        """Whether the loop running on this thread serves this session's server.
+
+        Then a blocking call could never be answered (the loop cannot run while it
+        waits): a server started in this kernel, or a callback running on the
+        ``io_loop`` of an in-process server.
+        """
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        parts = urlsplit(self._session.url)
+        port = parts.port or (443 if parts.scheme == "wss" else 80)
+        return loop_serves(loop, parts.hostname or "localhost", port)
+
+    def _run_on_server(self, coro: Coroutine[Any, Any, T]) -> T:
+        """``_run`` for calls that need the server to answer.
+
+        Raises:
+            ServerOnCallersLoop: the server runs on this thread's running loop.
+        """
+        if self._server_on_this_loop():
+            coro.close()
+            raise ServerOnCallersLoop(
+                f"the server at {self.url} runs on this thread's own event loop (for "
+                "example a server started in this notebook kernel), which cannot run "
+                "while a blocking call waits, so it would never answer. Use the async "
+                "API on that loop instead: `session = await pull_session_async(...)` "
+                "(or `push_session_async`), from bokeh_nb_client; or run the server in "
+                "a thread of its own.",
+                url=self.url,
+            )
+        return self._run(coro)
 
     # -- bokeh.client API ---------------------------------------------------------
 
@@ -148,24 +204,44 @@ class ClientSession:
         return self._session.error_detail
 
     def connect(self) -> None:
-        """Connect and wait for the server's ACK; raises on failure (see AsyncClientSession)."""
-        self._run(self._session.connect())
+        """Connect and wait for the server's ACK. No-op when connected.
+
+        As in ``bokeh.client``, a failure to connect does not raise: ``connected``
+        stays False and ``error_reason``, ``error_code`` and ``error_detail`` (and
+        ``last_error``) describe the cause; ``pull()``/``push()`` raise it, typed
+        (``check_connection_errors()`` does too).
+
+        Raises:
+            SessionStateError: the session was closed, or the call is impossible
+                here (``ServerOnCallersLoop``: the server runs on this thread's loop).
+        """
+        try:
+            self._run_on_server(self._session.connect())
+        except (TransportError, ProtocolError) as exc:
+            # Recorded on the session (last_error, error_*): bokeh.client's contract.
+            log.info("failed to connect to %s: %s", self.url, exc)
 
     def pull(self) -> None:
         """Replace the local document with the server's (creating it the first time)."""
-        self._run(self._session.pull())
+        self._run_on_server(self._session.pull())
 
     def push(self, document: Document | None = None) -> None:
-        """Replace the server's document with ``document`` (or the attached one)."""
-        self._run(self._session.push(document))
+        """Replace the server's document with ``document`` (or the attached one).
+
+        The document's callbacks (``add_periodic_callback`` and the like, added
+        before the first push) start after this returns, as with ``bokeh.client``.
+        """
+        self._run_on_server(self._session.push(document))
+        # Posted, not run: they start when the home loop next runs, after we return.
+        self._home.post(self._session.start_callbacks)
 
     def request_server_info(self) -> ServerInfo:
         """The server's version info (cached per connection)."""
-        return self._run(self._session.request_server_info())
+        return self._run_on_server(self._session.request_server_info())
 
     def force_roundtrip(self) -> None:
         """Wait until the server processed all changes sent so far (see AsyncClientSession)."""
-        self._run(self._session.force_roundtrip())
+        self._run_on_server(self._session.force_roundtrip())
 
     def check_connection_errors(self) -> None:
         """Raise the error that ended (or prevented) the connection, if any.
@@ -183,15 +259,37 @@ class ClientSession:
 
     def reconnect(self) -> None:
         """Reopen a session whose connection ended and resync it (see AsyncClientSession)."""
-        self._run(self._session.reconnect())
+        self._run_on_server(self._session.reconnect())
 
     def close(self, why: str = "closed") -> None:
-        """Close the session (sends what is queued first). Idempotent."""
+        """Close the session (sends what is queued first). Idempotent.
+
+        Called on the loop of the session's own server (a document callback of a
+        session on an in-process server's ``io_loop``, as in ``bokeh.client``'s
+        tests), it cannot wait for the server: the close then completes while
+        ``loop_until_closed()`` (or a later blocking call) runs that loop.
+        """
+        if self._pending_close is not None:
+            if not self._server_on_this_loop():
+                self._home.wait(self._pending_close)
+            return
+        if self._server_on_this_loop():
+            self._pending_close = self._engine.submit(self._session.close(why))
+            self._pending_close.add_done_callback(_report_close_failure)
+            return
         self._run(self._session.close(why))
 
     def loop_until_closed(self) -> None:
-        """Block until the connection ends, applying server changes meanwhile."""
+        """Block until the session ends, applying server changes and running callbacks.
+
+        Also available as ``_loop_until_closed()``, its name in bokeh 3's
+        ``bokeh.client``.
+        """
         self._run(self._session.wait_closed())
+        if self._pending_close is not None:
+            self._home.wait(self._pending_close)
+
+    _loop_until_closed = loop_until_closed
 
     def show(
         self,
@@ -259,6 +357,12 @@ class ClientSession:
 
     def __repr__(self) -> str:
         return f"<ClientSession {self.id[:8]}… {self.url} {self.status.state.value}>"
+
+
+def _report_close_failure(future: concurrent.futures.Future[None]) -> None:
+    """Log how a close that nobody waited for failed (a waiter gets the error raised)."""
+    if not future.cancelled() and future.exception() is not None:
+        log.warning("closing the session failed: %r", future.exception())
 
 
 def server_url(url: str = "default", app_path: str | None = None) -> str:

@@ -20,6 +20,13 @@ The model (see ``ARCHITECTURE.md``):
 * A blocking call made on the home thread also applies, while it waits, the work
   the engine posted for that thread, so that ``force_roundtrip()`` returns with the
   server's replies already applied, even inside a cell.
+* ``io_loop=`` (``bokeh.client``'s argument): a loop that is not running becomes
+  the calling thread's home loop for that session (``home_for``), so blocking calls
+  run it while they wait and a ``bokeh.server.server.Server`` created in this
+  process on it keeps answering, as with ``bokeh.client``. A blocking call that
+  could never be answered because the server listens on the caller's own running
+  loop (a server started in a kernel) is detected from that loop's listening
+  sockets (``loop_serves``) and refused at once by the sync facade.
 
 Rejected alternatives: ``nest_asyncio`` (re-enters a running loop, breaks
 invariants of asyncio and of the kernel), ``run_until_complete`` on a running loop
@@ -34,14 +41,25 @@ import atexit
 import collections
 import concurrent.futures
 import contextlib
+import ipaddress
 import logging
+import selectors
+import socket
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from .exceptions import SessionStateError
 
-__all__ = ["Engine", "Home", "current_home", "get_engine"]
+__all__ = [
+    "Engine",
+    "Home",
+    "current_home",
+    "get_engine",
+    "home_for",
+    "loop_serves",
+    "resolve_io_loop",
+]
 
 log = logging.getLogger(__name__)
 
@@ -249,3 +267,126 @@ def current_home() -> Home:
         private = Home(asyncio.new_event_loop(), owns_loop=True)
         _homes.private = private
     return private
+
+
+def resolve_io_loop(io_loop: object | None) -> asyncio.AbstractEventLoop | None:
+    """The asyncio loop behind ``io_loop``: an asyncio loop, or a tornado ``IOLoop``.
+
+    Raises:
+        TypeError: ``io_loop`` is neither (``bokeh.client`` takes a tornado IOLoop).
+    """
+    if io_loop is None or isinstance(io_loop, asyncio.AbstractEventLoop):
+        return io_loop
+    inner = getattr(io_loop, "asyncio_loop", None)  # tornado's IOLoop on asyncio
+    if isinstance(inner, asyncio.AbstractEventLoop):
+        return inner
+    raise TypeError(
+        f"io_loop must be a tornado IOLoop or an asyncio event loop, got {type(io_loop).__name__}"
+    )
+
+
+def home_for(io_loop: object | None) -> Home:
+    """The Home for the calling thread and ``io_loop`` (``bokeh.client``'s argument).
+
+    With an ``io_loop`` that is not running (a ``bokeh.server.server.Server``
+    created in this process on it, as ``bokeh.client``'s own tests and many scripts
+    do), that loop becomes the thread's home loop for the session: blocking calls
+    run it while they wait, so the in-process server answers, and the session's
+    document callbacks run on it, as with ``bokeh.client``. A running ``io_loop``
+    (or none) changes nothing: the thread's usual Home is used.
+
+    Raises:
+        TypeError: ``io_loop`` is not an event loop.
+        ValueError: ``io_loop`` is closed.
+        SessionStateError: ``io_loop`` is not running and another loop runs on
+            this thread, so it could never be run here (that would nest loops).
+    """
+    loop = resolve_io_loop(io_loop)
+    if loop is None or loop.is_running():
+        return current_home()
+    if loop.is_closed():
+        raise ValueError("io_loop is closed")
+    if _loop_running_here():
+        raise SessionStateError(
+            "io_loop is not running, and this thread already runs another event loop, "
+            "so io_loop cannot be run while a blocking call waits (loops do not nest). "
+            "Use the async API (pull_session_async) on the running loop, or run io_loop."
+        )
+    homes: dict[int, Home] = getattr(_homes, "by_io_loop", {})
+    _homes.by_io_loop = homes
+    for key, stale in list(homes.items()):
+        if stale.loop.is_closed():
+            del homes[key]  # do not keep closed loops (one per test server) alive
+    home = homes.get(id(loop))
+    if home is None or home.loop is not loop:
+        home = Home(loop, owns_loop=True)
+        homes[id(loop)] = home
+    return home
+
+
+def loop_serves(loop: asyncio.AbstractEventLoop, host: str, port: int) -> bool:
+    """Whether ``loop`` itself accepts the TCP connections for ``host``:``port``.
+
+    True when a listening socket registered with ``loop`` is bound to ``port`` on
+    a wildcard address, on loopback (for a loopback ``host``), or on one of the
+    addresses ``host`` names. A blocking call on the thread that runs ``loop`` could
+    then never be answered: the server cannot run while the call waits.
+
+    Works for selector loops (the default loop, the kernel's); for other loops
+    (uvloop, proactor) it cannot see the sockets and returns False.
+    """
+    selector = getattr(loop, "_selector", None)  # BaseSelectorEventLoop's selector
+    if not isinstance(selector, selectors.BaseSelector):
+        return False
+    wanted = _addresses_of(host)
+    for key in list(selector.get_map().values()):
+        bound = _listening_address(key.fd)
+        if bound is None or bound[1] != port:
+            continue
+        address = ipaddress.ip_address(bound[0].split("%", 1)[0])
+        if address.is_unspecified or address in wanted:
+            return True
+        if address.is_loopback and any(a.is_loopback for a in wanted):
+            return True
+    return False
+
+
+def _addresses_of(host: str) -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """The IP addresses ``host`` names (a literal, ``localhost``, or a local lookup)."""
+    name = host.strip("[]")
+    try:
+        literal = ipaddress.ip_address(name)
+    except ValueError:
+        literal = None  # a name, not an address
+    if literal is not None:
+        return {literal}
+    if name.lower() == "localhost":
+        return {ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")}
+    try:
+        infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+    except OSError:
+        return set()  # unresolvable: the connect reports it
+    return {ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos}
+
+
+def _listening_address(fd: int) -> tuple[str, int] | None:
+    """(address, port) of ``fd`` if it is a listening TCP socket, else None."""
+    try:
+        sock = socket.socket(fileno=fd)  # reads the socket's family and type
+    except OSError:
+        return None  # not a socket (a pipe, an eventfd)
+    try:
+        if sock.type != socket.SOCK_STREAM or sock.family not in (
+            socket.AF_INET,
+            socket.AF_INET6,
+        ):
+            return None
+        try:
+            if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+                return None
+            name = sock.getsockname()
+        except OSError:
+            return None  # closed under us, or no such option here: not a listener we know
+        return str(name[0]), int(name[1])
+    finally:
+        sock.detach()  # the fd belongs to its owner: never close it here

@@ -16,7 +16,11 @@
     │   ├── LocalProtocolError           we tried something illegal in this state
     │   └── RemoteProtocolError          the server sent bad fragments or an unknown reply
     ├── ServerError (RuntimeError)       an ERROR reply: .text, .traceback, .reqid
+    ├── UnknownModelTypes (ValueError)   the document needs model classes not imported
+    │                                    here: .types, .packages
     └── SessionStateError (RuntimeError) e.g. push before connect, use after close
+        └── ServerOnCallersLoop          a blocking call to a server that runs on
+                                         the caller's own running loop
 
     BokehClientWarning (UserWarning)
     ├── VersionMismatchWarning           the server's bokeh minor version differs
@@ -47,9 +51,11 @@ __all__ = [
     "ProtocolError",
     "RemoteProtocolError",
     "ServerError",
+    "ServerOnCallersLoop",
     "SessionStateError",
     "Timeout",
     "TransportError",
+    "UnknownModelTypes",
     "VersionMismatchWarning",
 ]
 
@@ -209,6 +215,46 @@ class SessionStateError(BokehClientError, RuntimeError):
     Examples: using a session after ``close()``, or a blocking call made from the
     engine's own thread (it would wait on itself).
     """
+
+
+class ServerOnCallersLoop(SessionStateError):
+    """A blocking call to a server that runs on the calling thread's own running loop.
+
+    Typical case: a Bokeh or Panel server started in a notebook kernel
+    (``show(app)``, ``pn.serve(..., threaded=False)``) and the synchronous API used
+    in a cell against it. The kernel's loop cannot run while the cell blocks, so
+    the server could never answer; the call fails at once instead of timing out.
+
+    Attributes:
+        url: the websocket URL that was to be opened.
+
+    What to do: ``await pull_session_async(...)`` / ``push_session_async(...)``
+    (they run on that loop), or start the server in a thread of its own.
+    """
+
+    def __init__(self, message: str, *, url: str) -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class UnknownModelTypes(BokehClientError, ValueError):
+    """The server's document uses model types that are not defined in this process.
+
+    Bokeh can only build a model whose Python class has been imported; extension
+    packages (Panel, for example) define theirs on import. A ``ValueError``, as
+    the ``DeserializationError`` that ``bokeh.client`` raises for the same cause.
+
+    Attributes:
+        types: the qualified names of the unknown model types, sorted.
+        packages: the top-level packages those names come from, sorted.
+
+    What to do: import the package(s) named (``import panel``) before pulling.
+    """
+
+    def __init__(self, message: str, *, types: list[str], packages: list[str]) -> None:
+        super().__init__(message)
+        self.types = types
+        self.packages = packages
 
 
 class BokehClientWarning(UserWarning):

@@ -64,6 +64,7 @@ from .protocol.wire import JsonText, WireMessage
 from .reconnect import Reconnect, ReconnectMode, describe_events
 from .status import SessionState, SessionStatus, StatusPublisher
 from .transport.websocket import AiohttpTransport
+from .warn import warn_at_caller
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
@@ -412,8 +413,7 @@ class AsyncClientSession:
                 f"has bokeh {_bokeh.BOKEH_VERSION}; documents may not (de)serialize "
                 "correctly. Install the same bokeh minor version on both sides."
             )
-            log.warning("%s", message)
-            self._post_home(lambda: warnings.warn(message, VersionMismatchWarning, stacklevel=1))
+            self._post_home(lambda: warn_at_caller(message, VersionMismatchWarning))
 
     async def _wait_reconnected(self) -> None:
         assert self._settled is not None
@@ -570,6 +570,8 @@ class AsyncClientSession:
         async with self._deadline(MsgType.PUSH_DOC):
             await self._push_now(document)
         self._last_op = "push"
+        if self._home is None:  # the sync facade starts them on its home thread
+            self.start_callbacks()
 
     async def _push_now(self, document: Document | None) -> None:
         conn = self._require_conn()
@@ -911,18 +913,24 @@ class AsyncClientSession:
         text, buffers = _bokeh.document_content(doc)
         content = (JsonText(text), buffers)
         if self._document is None:
-            self._attach(doc)
+            self._attach(doc, start_callbacks=False)  # they start once push() returned
         self._publish_document_counts()
         return content
 
-    def _attach(self, doc: Document) -> None:
+    def start_callbacks(self) -> None:
+        """Start the attached document's session callbacks (home thread; idempotent)."""
+        if self._document is not None and self._scheduler is not None:
+            for callback in _bokeh.document_session_callbacks(self._document):
+                self._scheduler.add(callback.id, _bokeh.callback_spec(callback))
+
+    def _attach(self, doc: Document, *, start_callbacks: bool = True) -> None:
         self._document = doc
         loop = self._home.loop if self._home is not None else self._loop
         assert loop is not None
         self._scheduler = CallbackScheduler(loop)
         doc.on_change(self._document_changed)
-        for callback in _bokeh.document_session_callbacks(doc):
-            self._scheduler.add(callback.id, _bokeh.callback_spec(callback))
+        if start_callbacks:
+            self.start_callbacks()
 
     def _detach(self) -> None:
         doc = self._document
