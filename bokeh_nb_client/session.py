@@ -575,14 +575,25 @@ class AsyncClientSession:
         conn = self._require_conn()
         async with self._locked_send():
             await self._outbox.send_all(conn)
-            content, buffers = await self._on_home(lambda: self._prepare_push(document))
+            content = await self._on_home(lambda: self._prepare_push(document))
             self._push_in_progress = True  # echo patches may arrive before send() returns
             try:
-                future = await conn.send(MsgType.PUSH_DOC, content, buffers=buffers)
+                future = await conn.send(
+                    MsgType.PUSH_DOC, JsonText(content.text), buffers=content.buffers
+                )
             finally:
                 self._push_in_progress = False
             self._push_reply = future
-        await future
+            restored = None
+            if content.restore is not None:
+                # bokeh < 3.9: the arrays follow as binary buffers in a PATCH-DOC
+                # (see _bokeh.DocumentContent), sent before anything else.
+                text, buffers = content.restore
+                restored = await conn.send(MsgType.PATCH_DOC, JsonText(text), buffers=buffers)
+        if restored is None:
+            await future
+        else:
+            await asyncio.gather(future, restored)  # the first error, PUSH-DOC's if both fail
         self._publish_traffic()
 
     async def request_server_info(self) -> ServerInfo:
@@ -906,10 +917,9 @@ class AsyncClientSession:
                 self._publish_extra(session_recreated=True)
         self._publish_document_counts()
 
-    def _prepare_push(self, document: Document | None) -> tuple[JsonText, list[tuple[str, bytes]]]:
+    def _prepare_push(self, document: Document | None) -> _bokeh.DocumentContent:
         doc = document or self._document or Document()
-        text, buffers = _bokeh.document_content(doc)
-        content = (JsonText(text), buffers)
+        content = _bokeh.document_content(doc)
         if self._document is None:
             self._attach(doc)
         self._publish_document_counts()
