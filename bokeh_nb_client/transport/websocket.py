@@ -247,9 +247,17 @@ def _translate_connect_error(exc: BaseException, url: str, timeout: float) -> Ba
                 "and the server's --prefix)"
             )
         elif status == 403:
+            # bokeh serve (tornado) answers 403 for an Origin it does not allow;
+            # bokeh 3.10's ASGI server (BokehASGI) refuses every websocket before
+            # accepting it, so its ASGI server answers 403 for a rejected token,
+            # Origin, auth module or app path alike.
             text = (
-                f"HTTP 403 from {url}: the server refused the connection (an Origin "
-                "not allowed by --allow-websocket-origin, or an auth module)"
+                f"HTTP 403 from {url}: the server refused the connection: the session "
+                "token was rejected (wrong secret key or unsigned id on a signed "
+                "server, expired token, clock skew), the Origin is not allowed by "
+                "--allow-websocket-origin, or an auth module refused the request "
+                "(an ASGI server also answers 403 for an unknown app path); the "
+                "server's log says which"
             )
         elif status == 200:
             text = f"{url} answered HTTP 200 instead of upgrading: not a Bokeh websocket URL"
