@@ -63,7 +63,7 @@ from .protocol.messages import MsgType, ServerInfo
 from .protocol.wire import JsonText, WireMessage
 from .reconnect import Reconnect, ReconnectMode, describe_events
 from .status import SessionState, SessionStatus, StatusPublisher
-from .transport.websocket import AiohttpTransport
+from .transport.websocket import AiohttpTransport, check_fragment_sizes
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
@@ -576,6 +576,11 @@ class AsyncClientSession:
         async with self._locked_send():
             await self._outbox.send_all(conn)
             content = await self._on_home(lambda: self._prepare_push(document))
+            if content.restore is not None:
+                # Refuse before the PUSH-DOC: the server must not keep a document
+                # whose arrays could not follow.
+                restore_buffers = [data for _, data in content.restore[1]]
+                check_fragment_sizes(restore_buffers, self._max_message_size)
             self._push_in_progress = True  # echo patches may arrive before send() returns
             try:
                 future = await conn.send(

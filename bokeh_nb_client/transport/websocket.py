@@ -37,7 +37,7 @@ from ..protocol.urls import redact_userinfo
 from ..protocol.wire import Fragment
 from .base import closed_error
 
-__all__ = ["AiohttpTransport", "closed_error"]
+__all__ = ["AiohttpTransport", "check_fragment_sizes", "closed_error"]
 
 log = logging.getLogger(__name__)
 
@@ -158,18 +158,7 @@ class AiohttpTransport:
             MessageTooBig: a fragment exceeds ``max_message_size`` (nothing is sent).
             ConnectionClosed: the socket is closed or closing.
         """
-        limit = self._max_message_size
-        if limit:
-            for fragment in fragments:
-                size = len(fragment)
-                if size > limit:
-                    raise MessageTooBig(
-                        f"a message fragment of {size} bytes exceeds max_message_size="
-                        f"{limit}; raise max_message_size (and the server's "
-                        "--websocket-max-message-size) or send less at once",
-                        limit=limit,
-                        size=size,
-                    )
+        check_fragment_sizes(fragments, self._max_message_size)
         ws = self._ws
         try:
             for fragment in fragments:
@@ -236,6 +225,21 @@ class AiohttpTransport:
             log.debug("error while closing %s: %s", self._url, exc)
         finally:
             await self._http.close()
+
+
+def check_fragment_sizes(fragments: Sequence[Fragment | memoryview], limit: int) -> None:
+    """Raise MessageTooBig if a fragment exceeds ``limit`` bytes (0: no limit)."""
+    if limit:
+        for fragment in fragments:
+            size = len(fragment)
+            if size > limit:
+                raise MessageTooBig(
+                    f"a message fragment of {size} bytes exceeds max_message_size="
+                    f"{limit}; raise max_message_size (and the server's "
+                    "--websocket-max-message-size) or send less at once",
+                    limit=limit,
+                    size=size,
+                )
 
 
 def _translate_connect_error(exc: BaseException, url: str, timeout: float) -> BaseException:
