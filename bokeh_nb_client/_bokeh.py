@@ -17,6 +17,7 @@ explicitly.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -25,7 +26,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import bokeh
-from bokeh.core.json_encoder import PayloadEncoder
 from bokeh.core.serialization import (
     Buffer,
     DeserializationError,
@@ -63,6 +63,7 @@ __all__ = [
     "DEFAULT_SERVER_HTTP_URL",
     "CallbackSpec",
     "Document",
+    "DocumentContent",
     "EncodedEvents",
     "ErrorReason",
     "Model",
@@ -259,24 +260,169 @@ def _doc_json(content: Any) -> Any:
     return content["doc"]
 
 
-_ENCODER = PayloadEncoder(separators=(",", ":"))
+class _WireEncoder(json.JSONEncoder):
+    """Compact JSON for a serializer tree, as bokeh's ``PayloadEncoder`` writes it.
 
-
-def to_json_text(obj: Any) -> str:
-    """Compact JSON for a serializer tree; deferred buffers become ``{"id": ...}`` refs."""
-    return _ENCODER.encode(obj)
-
-
-def document_content(doc: Document) -> tuple[str, list[BufferPair]]:
-    """The PUSH-DOC content (JSON text) for ``doc`` and its buffers.
-
-    bokeh 3.9 sends arrays as binary buffers; earlier 3.x inline them.
+    A ``Buffer`` whose id is in ``refs`` (its bytes travel as a binary buffer of
+    the same message) becomes ``{"id": ...}``; any other is inlined as base64.
+    bokeh's own ``PayloadEncoder`` built without ``buffers=`` inlines every buffer
+    before 3.9, so the bytes would travel twice: in the text and as a buffer.
     """
+
+    def __init__(self, refs: frozenset[str]) -> None:
+        super().__init__(sort_keys=False, allow_nan=False, separators=(",", ":"))
+        self._refs = refs
+
+    def default(self, o: Any) -> Any:
+        if isinstance(o, Buffer):
+            if str(o.id) in self._refs:
+                return {"id": str(o.id)}
+            return o.to_base64()
+        return super().default(o)
+
+
+def to_json_text(obj: Any, buffers: Sequence[BufferPair] = ()) -> str:
+    """Compact JSON for a serializer tree.
+
+    Buffers named in ``buffers`` become ``{"id": ...}`` references (the message
+    carries their bytes as binary buffers); any other buffer is inlined as base64.
+    """
+    return _WireEncoder(frozenset(bid for bid, _ in buffers)).encode(obj)
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentContent:
+    """A PUSH-DOC for a document: its JSON text and binary buffers.
+
+    Before bokeh 3.9 the server's PUSH-DOC handler ignores the message's binary
+    buffers (it deserializes the bare ``doc`` object), so an array can reach it
+    in a PUSH-DOC only as base64 text: a third bigger, and over the message size
+    limit for a few million rows. There, the PUSH-DOC carries every array empty
+    and ``restore`` holds a PATCH-DOC content that sets each attribute holding
+    arrays to its real value, with the arrays as binary buffers; send it right
+    after the PUSH-DOC, on the same connection. ``restore`` is None from 3.9 on,
+    where the PUSH-DOC itself carries the buffers.
+    """
+
+    text: str
+    buffers: list[BufferPair]
+    restore: tuple[str, list[BufferPair]] | None = None
+
+
+def document_content(doc: Document) -> DocumentContent:
+    """The PUSH-DOC content for ``doc``: arrays travel as binary buffers on every version."""
     serialized: Any = doc.to_json()
-    if isinstance(serialized, Serialized):
-        buffers = [(str(b.id), b.to_bytes()) for b in serialized.buffers]
-        return to_json_text({"doc": serialized.content}), buffers
-    return to_json_text({"doc": serialized}), []
+    if isinstance(serialized, Serialized):  # bokeh >= 3.9: buffers are part of the payload
+        buffers = [(str(b.id), b.to_bytes()) for b in serialized.buffers or []]
+        return DocumentContent(to_json_text({"doc": serialized.content}, buffers), buffers)
+    # Earlier 3.x: the tree holds deferred Buffers, which bokeh would inline as base64.
+    restore: list[Any] = []
+    stripped = _BufferStripper({str(model.id) for model in doc.models}, restore).strip(serialized)
+    if not restore:
+        return DocumentContent(to_json_text({"doc": stripped}), [])
+    restore_buffers: dict[str, bytes] = {}
+    _collect_buffers(restore, restore_buffers)
+    pairs = list(restore_buffers.items())
+    return DocumentContent(
+        to_json_text({"doc": stripped}), [], (to_json_text({"events": restore}, pairs), pairs)
+    )
+
+
+class _BufferStripper:
+    """Empties every buffer of a serialized document; records how to restore them.
+
+    ``known`` are the ids of the models the document tracks (and so the server's
+    copy of it will), as opposed to models only reachable through untyped values
+    (an ``Any`` property), which neither side can refer to by id. Every object
+    definition is kept, so the stripped document defines the same models. For
+    each attribute of a known model whose value holds a buffer (outside nested
+    known models, which get their own events), ``restore`` gets a ModelChanged
+    event setting it to its original value, with known models as references.
+    """
+
+    def __init__(self, known: set[str], restore: list[Any]) -> None:
+        self._known = known
+        self._restore = restore
+
+    def _is_known_definition(self, node: Any) -> bool:
+        return _is_object_definition(node) and node["id"] in self._known
+
+    def strip(self, node: Any) -> Any:
+        if isinstance(node, list | tuple):  # the serializer writes map entries as tuples
+            if _all_scalars(node):
+                return node
+            return [self.strip(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        if self._is_known_definition(node):
+            attributes: dict[str, Any] = {}
+            for attr, value in node["attributes"].items():
+                if self._holds_buffer(value):
+                    self._restore.append(
+                        {
+                            "kind": "ModelChanged",
+                            "model": {"id": node["id"]},
+                            "attr": attr,
+                            "new": self._as_references(value),
+                        }
+                    )
+                attributes[attr] = self.strip(value)
+            return {**node, "attributes": attributes}
+        if node.get("type") == "bytes" and isinstance(node.get("data"), Buffer):
+            return {"type": "bytes", "data": ""}
+        if node.get("type") == "ndarray" and self._holds_buffer(node.get("array")):
+            return {**node, "array": {"type": "bytes", "data": ""}, "shape": [0]}
+        return {key: self.strip(value) for key, value in node.items()}
+
+    def _holds_buffer(self, node: Any) -> bool:
+        """True if ``node`` holds a Buffer outside any nested known model."""
+        if isinstance(node, Buffer):
+            return True
+        if isinstance(node, list | tuple):
+            return not _all_scalars(node) and any(self._holds_buffer(item) for item in node)
+        if isinstance(node, dict):
+            if self._is_known_definition(node):
+                return False
+            return any(self._holds_buffer(value) for value in node.values())
+        return False
+
+    def _as_references(self, node: Any) -> Any:
+        """``node`` with each nested known model's definition replaced by a reference."""
+        if isinstance(node, list | tuple):
+            return [self._as_references(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        if self._is_known_definition(node):
+            return {"id": node["id"]}
+        return {key: self._as_references(value) for key, value in node.items()}
+
+
+def _is_object_definition(node: dict[str, Any]) -> bool:
+    return (
+        node.get("type") == "object"
+        and isinstance(node.get("id"), str)
+        and isinstance(node.get("attributes"), dict)
+    )
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _all_scalars(items: Sequence[Any]) -> bool:
+    """True for a list of plain JSON scalars (a list column): nothing to walk into."""
+    scalars = _SCALARS
+    return all(type(item) in scalars for item in items)
+
+
+def _collect_buffers(node: Any, out: dict[str, bytes]) -> None:
+    if isinstance(node, Buffer):
+        out.setdefault(str(node.id), node.to_bytes())
+    elif isinstance(node, list | tuple):
+        for item in node:
+            _collect_buffers(item, out)
+    elif isinstance(node, dict):
+        for value in node.values():
+            _collect_buffers(value, out)
 
 
 # -- outgoing patches (PROTOCOL.md §4.3) -----------------------------------------
@@ -404,9 +550,9 @@ def _can_merge_streams(last: Any, event: Any) -> bool:
     return last_keys == keys
 
 
-def patch_content_json(events: Sequence[Any]) -> str:
-    """JSON text of a PATCH-DOC content holding ``events``."""
-    return to_json_text({"events": list(events)})
+def patch_content_json(events: Sequence[Any], buffers: Sequence[BufferPair]) -> str:
+    """JSON text of a PATCH-DOC content holding ``events``; ``buffers`` travel as binary."""
+    return to_json_text({"events": list(events)}, buffers)
 
 
 # -- incoming patches ------------------------------------------------------------

@@ -5,7 +5,7 @@
     BokehClientError
     ├── TransportError (OSError)
     │   ├── ConnectError                 cannot open the socket: DNS, refused, TLS
-    │   │   └── HandshakeRejected        HTTP status on upgrade (404 app, 403 origin),
+    │   │   └── HandshakeRejected        HTTP status on upgrade (404 app, 403 origin/token),
     │   │                                or a close between the upgrade and ACK
     │   ├── ConnectionClosed (RuntimeError)   .code, .reason
     │   │   ├── ConnectionClosedOK       a normal close (1000/1001)
@@ -95,7 +95,8 @@ class HandshakeRejected(ConnectError):
     """The server answered, but did not accept this client.
 
     Raised for an HTTP status on the websocket upgrade (``status`` is set: 404 means
-    the app path or ``--prefix`` is wrong, 403 means the Origin was refused), and for
+    the app path or ``--prefix`` is wrong, 403 means the Origin was refused or, from
+    bokeh 3.10's ASGI server, also the token, the auth module or the app path), and for
     a close between the upgrade and the server's ACK (``status`` is None): the
     server rejected the token (bad signature, expired, wrong secret key) or an
     ``--auth-module`` refused the request. The server never says which on the

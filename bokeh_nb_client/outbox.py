@@ -128,7 +128,9 @@ class Outbox:
                 return
             events, buffers = batch
             future = await conn.send(
-                MsgType.PATCH_DOC, JsonText(_bokeh.patch_content_json(events)), buffers=buffers
+                MsgType.PATCH_DOC,
+                JsonText(_bokeh.patch_content_json(events, buffers)),
+                buffers=buffers,
             )
             self._in_flight.add(future)
             future.add_done_callback(self._answered)

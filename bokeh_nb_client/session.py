@@ -63,7 +63,7 @@ from .protocol.messages import MsgType, ServerInfo
 from .protocol.wire import JsonText, WireMessage
 from .reconnect import Reconnect, ReconnectMode, describe_events
 from .status import SessionState, SessionStatus, StatusPublisher
-from .transport.websocket import AiohttpTransport
+from .transport.websocket import AiohttpTransport, check_fragment_sizes
 from .warn import warn_at_caller
 
 __all__ = [
@@ -577,14 +577,30 @@ class AsyncClientSession:
         conn = self._require_conn()
         async with self._locked_send():
             await self._outbox.send_all(conn)
-            content, buffers = await self._on_home(lambda: self._prepare_push(document))
+            content = await self._on_home(lambda: self._prepare_push(document))
+            if content.restore is not None:
+                # Refuse before the PUSH-DOC: the server must not keep a document
+                # whose arrays could not follow.
+                restore_buffers = [data for _, data in content.restore[1]]
+                check_fragment_sizes(restore_buffers, self._max_message_size)
             self._push_in_progress = True  # echo patches may arrive before send() returns
             try:
-                future = await conn.send(MsgType.PUSH_DOC, content, buffers=buffers)
+                future = await conn.send(
+                    MsgType.PUSH_DOC, JsonText(content.text), buffers=content.buffers
+                )
             finally:
                 self._push_in_progress = False
             self._push_reply = future
-        await future
+            restored = None
+            if content.restore is not None:
+                # bokeh < 3.9: the arrays follow as binary buffers in a PATCH-DOC
+                # (see _bokeh.DocumentContent), sent before anything else.
+                text, buffers = content.restore
+                restored = await conn.send(MsgType.PATCH_DOC, JsonText(text), buffers=buffers)
+        if restored is None:
+            await future
+        else:
+            await asyncio.gather(future, restored)  # the first error, PUSH-DOC's if both fail
         self._publish_traffic()
 
     async def request_server_info(self) -> ServerInfo:
@@ -908,10 +924,9 @@ class AsyncClientSession:
                 self._publish_extra(session_recreated=True)
         self._publish_document_counts()
 
-    def _prepare_push(self, document: Document | None) -> tuple[JsonText, list[tuple[str, bytes]]]:
+    def _prepare_push(self, document: Document | None) -> _bokeh.DocumentContent:
         doc = document or self._document or Document()
-        text, buffers = _bokeh.document_content(doc)
-        content = (JsonText(text), buffers)
+        content = _bokeh.document_content(doc)
         if self._document is None:
             self._attach(doc, start_callbacks=False)  # they start once push() returned
         self._publish_document_counts()

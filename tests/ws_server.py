@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
@@ -26,6 +27,8 @@ class AiohttpServerPeer:
     def __init__(self, request: web.Request, ws: web.WebSocketResponse) -> None:
         self.request = request
         self.ws = ws
+        self._close_called = False
+        self._close_done = asyncio.Event()
 
     async def send(self, fragments: Sequence[Fragment | memoryview]) -> None:
         try:
@@ -50,7 +53,24 @@ class AiohttpServerPeer:
         raise closed_error(self.ws.close_code or 1006, "")
 
     async def close(self, code: int = 1000, reason: str = "closed") -> None:
-        await self.ws.close(code=code, message=reason.encode())
+        self._close_called = True
+        try:
+            await self.ws.close(code=code, message=reason.encode())
+        finally:
+            self._close_done.set()
+
+    async def finish(self, code: int) -> None:
+        """Close with ``code``, unless :meth:`close` was called: then wait for that close.
+
+        A test may call :meth:`close` from another task while the connection's own
+        task is in ``receive()``. Before aiohttp 3.10.4 ``ws.closed`` stays False
+        until that close has completed, so closing here as well would race it and
+        could send this code instead of the test's.
+        """
+        if self._close_called:
+            await self._close_done.wait()
+        elif not self.ws.closed:
+            await self.ws.close(code=code)
 
     async def drop(self) -> None:
         """Cut the TCP connection without a close frame."""
@@ -75,9 +95,9 @@ async def serve_websocket(
     async def handler(request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(protocols=("bokeh",), max_msg_size=0)
         await ws.prepare(request)
-        await on_connect(request, AiohttpServerPeer(request, ws))
-        if not ws.closed:
-            await ws.close(code=close_code)
+        peer = AiohttpServerPeer(request, ws)
+        await on_connect(request, peer)
+        await peer.finish(close_code)
         return ws
 
     app = web.Application()

@@ -37,7 +37,7 @@ from ..protocol.urls import redact_userinfo
 from ..protocol.wire import Fragment
 from .base import closed_error
 
-__all__ = ["AiohttpTransport", "closed_error"]
+__all__ = ["AiohttpTransport", "check_fragment_sizes", "closed_error"]
 
 log = logging.getLogger(__name__)
 
@@ -158,18 +158,7 @@ class AiohttpTransport:
             MessageTooBig: a fragment exceeds ``max_message_size`` (nothing is sent).
             ConnectionClosed: the socket is closed or closing.
         """
-        limit = self._max_message_size
-        if limit:
-            for fragment in fragments:
-                size = len(fragment)
-                if size > limit:
-                    raise MessageTooBig(
-                        f"a message fragment of {size} bytes exceeds max_message_size="
-                        f"{limit}; raise max_message_size (and the server's "
-                        "--websocket-max-message-size) or send less at once",
-                        limit=limit,
-                        size=size,
-                    )
+        check_fragment_sizes(fragments, self._max_message_size)
         ws = self._ws
         try:
             for fragment in fragments:
@@ -238,6 +227,21 @@ class AiohttpTransport:
             await self._http.close()
 
 
+def check_fragment_sizes(fragments: Sequence[Fragment | memoryview], limit: int) -> None:
+    """Raise MessageTooBig if a fragment exceeds ``limit`` bytes (0: no limit)."""
+    if limit:
+        for fragment in fragments:
+            size = len(fragment)
+            if size > limit:
+                raise MessageTooBig(
+                    f"a message fragment of {size} bytes exceeds max_message_size="
+                    f"{limit}; raise max_message_size (and the server's "
+                    "--websocket-max-message-size) or send less at once",
+                    limit=limit,
+                    size=size,
+                )
+
+
 def _translate_connect_error(exc: BaseException, url: str, timeout: float) -> BaseException:
     if isinstance(exc, aiohttp.WSServerHandshakeError):
         status = exc.status
@@ -247,9 +251,17 @@ def _translate_connect_error(exc: BaseException, url: str, timeout: float) -> Ba
                 "and the server's --prefix)"
             )
         elif status == 403:
+            # bokeh serve (tornado) answers 403 for an Origin it does not allow;
+            # bokeh 3.10's ASGI server (BokehASGI) refuses every websocket before
+            # accepting it, so its ASGI server answers 403 for a rejected token,
+            # Origin, auth module or app path alike.
             text = (
-                f"HTTP 403 from {url}: the server refused the connection (an Origin "
-                "not allowed by --allow-websocket-origin, or an auth module)"
+                f"HTTP 403 from {url}: the server refused the connection: the session "
+                "token was rejected (wrong secret key or unsigned id on a signed "
+                "server, expired token, clock skew), the Origin is not allowed by "
+                "--allow-websocket-origin, or an auth module refused the request "
+                "(an ASGI server also answers 403 for an unknown app path); the "
+                "server's log says which"
             )
         elif status == 200:
             text = f"{url} answered HTTP 200 instead of upgrading: not a Bokeh websocket URL"

@@ -36,7 +36,8 @@ from typing import Any, TypeVar
 import bokeh
 import numpy as np
 from aiohttp import WSMsgType, web
-from bokeh.core.json_encoder import PayloadEncoder
+from bokeh.core.json_encoder import serialize_json
+from bokeh.core.serialization import Buffer, Serialized
 from bokeh.document import Document
 from bokeh.models import ColumnDataSource
 from bokeh.models.widgets import Div
@@ -65,7 +66,6 @@ T = TypeVar("T")
 WAIT = 5.0
 """Seconds any server-side wait allows before giving up."""
 
-_ENCODER = PayloadEncoder(separators=(",", ":"))
 _msgids = itertools.count(1)
 
 
@@ -112,10 +112,27 @@ def make_server_doc(text: str = "hello") -> Document:
 
 
 def doc_content(doc: Document) -> tuple[JsonText, list[tuple[str, bytes]]]:
-    """The PULL-DOC-REPLY content of ``doc`` as JSON text, and its binary buffers."""
+    """The PULL-DOC-REPLY content of ``doc`` as JSON text, and its binary buffers.
+
+    Arrays travel as binary buffers, as bokeh 3.9 sends them, whatever bokeh is
+    installed: before 3.9 ``Document.to_json()`` returns the bare tree (with its
+    deferred buffers still in it) instead of a ``Serialized``.
+    """
     serialized: Any = doc.to_json()
-    buffers = [(str(buffer.id), buffer.to_bytes()) for buffer in serialized.buffers]
-    return JsonText(_ENCODER.encode({"doc": serialized.content})), buffers
+    tree = serialized.content if isinstance(serialized, Serialized) else serialized
+    buffers = _buffers_in(tree)
+    text = serialize_json(Serialized({"doc": tree}, buffers), pretty=False)
+    return JsonText(text), [(str(buffer.id), buffer.to_bytes()) for buffer in buffers]
+
+
+def _buffers_in(node: Any) -> list[Buffer]:
+    if isinstance(node, Buffer):
+        return [node]
+    if isinstance(node, list | tuple):
+        return [buffer for item in node for buffer in _buffers_in(item)]
+    if isinstance(node, dict):
+        return [buffer for value in node.values() for buffer in _buffers_in(value)]
+    return []
 
 
 def pull_reply_frames(doc: Document, reqid: str) -> list[OutFragment]:

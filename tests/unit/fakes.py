@@ -101,8 +101,26 @@ class ServerEnd:
         await self.reply(request, MsgType.ERROR, {"text": text, "traceback": tb})
 
 
-def _bokeh_json(obj: Any) -> JsonText:
-    return JsonText(serialize_json(obj, pretty=False))
+def _bokeh_json(obj: Any, buffers: Sequence[Buffer] = ()) -> JsonText:
+    """JSON as bokeh writes a message content: ``buffers`` as references, on every version.
+
+    (Before 3.9, ``serialize_json`` of a bare tree would inline them as base64.)
+    """
+    return JsonText(serialize_json(Serialized(obj, list(buffers)), pretty=False))
+
+
+PUSH_DOC_CARRIES_BUFFERS = isinstance(Document().to_json(), Serialized)
+"""True from bokeh 3.9: ``Document.to_json()`` returns a ``Serialized`` and the
+server's PUSH-DOC handler reads the message's binary buffers. Before 3.9 it
+returns the bare tree, and the handler deserializes ``content["doc"]`` alone."""
+
+
+def _document_payload(doc: Document) -> tuple[Any, list[Buffer]]:
+    """``doc`` as the installed bokeh's server sends it in a PULL-DOC-REPLY."""
+    serialized: Any = doc.to_json()
+    if isinstance(serialized, Serialized):
+        return serialized.content, list(serialized.buffers or [])
+    return serialized, []  # bokeh < 3.9: the arrays are inlined as base64 text
 
 
 def _buffer_pairs(buffers: Sequence[Buffer]) -> list[tuple[str, bytes]]:
@@ -176,14 +194,13 @@ class FakeBokehServer:
             await self._before(end, request)
             await end.error(request, self.errors[msgtype])
         elif msgtype is MsgType.PULL_DOC_REQ:
-            serialized = self.doc.to_json()
-            assert isinstance(serialized, Serialized)
+            content, buffers = _document_payload(self.doc)
             await self._before(end, request)
             await end.reply(
                 request,
                 MsgType.PULL_DOC_REPLY,
-                _bokeh_json({"doc": serialized.content}),
-                _buffer_pairs(serialized.buffers),
+                _bokeh_json({"doc": content}, buffers),
+                _buffer_pairs(buffers),
             )
         elif msgtype is MsgType.SERVER_INFO_REQ:
             await self._before(end, request)
@@ -197,11 +214,13 @@ class FakeBokehServer:
             else:
                 await end.reply(request, MsgType.OK)
         elif msgtype is MsgType.PUSH_DOC:
-            events = self._capture(
-                lambda: self.doc.replace_with_json(
-                    _serialized(request.content["doc"], request.buffers)
-                )
+            # As the installed bokeh's push_doc.push_to_document does.
+            doc_json: Any = (
+                _serialized(request.content["doc"], request.buffers)
+                if PUSH_DOC_CARRIES_BUFFERS
+                else request.content["doc"]
             )
+            events = self._capture(lambda: self.doc.replace_with_json(doc_json))
             if self.echo_push and events:
                 content, buffers = self._encode(events)
                 await end.send_message(MsgType.PATCH_DOC, content, buffers=buffers)
@@ -246,7 +265,9 @@ class FakeBokehServer:
         serializer = Serializer(references=self.doc.models.synced_references)
         encoded = serializer.encode(list(events))
         self.doc.models.flush_synced(lambda model: not serializer.has_ref(model))
-        return _bokeh_json({"events": encoded}), _buffer_pairs(serializer.buffers)
+        return _bokeh_json({"events": encoded}, serializer.buffers), _buffer_pairs(
+            serializer.buffers
+        )
 
     async def change(self, fn: Callable[[Document], object]) -> None:
         """Run ``fn(doc)`` on the server document and send its events as one PATCH-DOC."""

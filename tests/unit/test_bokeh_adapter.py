@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Any
 
 import numpy as np
 import pytest
+from bokeh.core.properties import Any as AnyValue
+from bokeh.core.properties import Bytes, Dict, Instance, Nullable, String
 from bokeh.document import Document
+from bokeh.model import Model
 from bokeh.models import ColumnDataSource, Div
+from bokeh.protocol import Protocol
 
 from bokeh_nb_client import _bokeh
 
@@ -109,3 +114,87 @@ def test_a_valid_patch_applies_with_the_setter() -> None:
     assert _bokeh.apply_patch(doc, patch, [], setter=marker).error is None
     assert div.text == "x"
     assert setters == [marker]
+
+
+class ArraysHolder(Model):
+    """Arrays and bytes beside and inside nested model definitions."""
+
+    blob = Bytes(default=b"")
+    source = Nullable(Instance(ColumnDataSource))
+    mixed = Dict(String, AnyValue)
+
+
+def _as_this_bokehs_server_reads(msgtype: str, text: str, buffers: list[Any]) -> Any:
+    """The message as the installed bokeh's server assembles it from the wire."""
+    header: dict[str, Any] = {"msgid": "1", "msgtype": msgtype}
+    if buffers:
+        header["num_buffers"] = len(buffers)
+    message = Protocol().assemble(json.dumps(header), "{}", text)
+    for bid, data in buffers:
+        message.assemble_buffer({"id": bid}, data)
+    return message
+
+
+def _push_to_new_server_doc(doc: Document) -> tuple[Document, list[tuple[str, str, Any]]]:
+    """Push ``doc`` into a new document as the installed bokeh's server would."""
+    content = _bokeh.document_content(doc)
+    messages: list[tuple[str, str, Any]] = [("PUSH-DOC", content.text, content.buffers)]
+    if content.restore is not None:
+        messages.append(("PATCH-DOC", *content.restore))
+    server_doc = Document()
+    _as_this_bokehs_server_reads(*messages[0]).push_to_document(server_doc)
+    for message in messages[1:]:
+        _as_this_bokehs_server_reads(*message).apply_to_document(server_doc)
+    return server_doc, messages
+
+
+def test_push_reaches_this_bokehs_server_with_arrays_as_binary_buffers_only() -> None:
+    """PUSH-DOC (plus, before bokeh 3.9, its restoring PATCH-DOC) carries no array as text."""
+    x = np.arange(10_000, dtype="float64")
+    y = np.linspace(0, 1, 10_000).reshape(100, 100)
+    blob = bytes(range(256)) * 40
+    doc = Document()
+    inner = ColumnDataSource(name="inner", data={"y": y})
+    doc.add_root(ColumnDataSource(name="outer", data={"x": x}))
+    doc.add_root(ColumnDataSource(name="listed", data={"names": ["a", "b"]}))
+    doc.add_root(
+        ArraysHolder(
+            name="holder",
+            blob=blob,
+            source=inner,
+            mixed={"z": np.ones(5_000), "src": ColumnDataSource(name="nested", data={"w": x})},
+        )
+    )
+    server_doc, messages = _push_to_new_server_doc(doc)
+    for _, text, _ in messages:
+        assert len(text) < 10_000, text[:300]
+    sent = sum(len(data) for _, _, buffers in messages for _, data in buffers)
+    assert sent == x.nbytes * 2 + y.nbytes + len(blob) + 5_000 * 8
+    outer = server_doc.select_one({"name": "outer"})
+    assert np.array_equal(outer.data["x"], x)
+    assert server_doc.select_one({"name": "listed"}).data == {"names": ["a", "b"]}
+    holder = server_doc.select_one({"name": "holder"})
+    assert holder.blob == blob
+    assert holder.source is server_doc.select_one({"name": "inner"})
+    assert np.array_equal(holder.source.data["y"], y)
+    assert np.array_equal(holder.mixed["z"], np.ones(5_000))
+    assert holder.mixed["src"].name == "nested"
+    assert np.array_equal(holder.mixed["src"].data["w"], x)
+
+
+def test_patch_content_sends_arrays_as_references_to_binary_buffers_only() -> None:
+    x = np.arange(10_000, dtype="float64")
+    doc = Document()
+    source = ColumnDataSource(name="src", data={"x": [], "y": []})
+    doc.add_root(source)
+    server_doc, _ = _push_to_new_server_doc(doc)
+    events: list[Any] = []
+    doc.on_change(lambda event: events.append(event))
+    source.data = {"x": x, "y": x * 2}
+    encoded = _bokeh.encode_events(doc, events)
+    text = _bokeh.patch_content_json(encoded.events, encoded.buffers)
+    assert len(text) < 1_000, text[:300]
+    assert sorted(len(data) for _, data in encoded.buffers) == [x.nbytes, x.nbytes]
+    message = _as_this_bokehs_server_reads("PATCH-DOC", text, encoded.buffers)
+    message.apply_to_document(server_doc)
+    assert np.array_equal(server_doc.select_one({"name": "src"}).data["y"], x * 2)

@@ -29,6 +29,7 @@ from bokeh_nb_client import AsyncClientSession, SessionState
 from bokeh_nb_client.exceptions import (
     ConnectionClosed,
     HandshakeRejected,
+    MessageTooBig,
     ServerError,
     SessionStateError,
     VersionMismatchWarning,
@@ -325,6 +326,28 @@ def test_push_then_changes_are_sent() -> None:
             assert list(model(server.doc, "s", ColumnDataSource).data["a"]) == [3, 4, 5]
             with pytest.raises(ValueError, match="different document"):
                 await session.push(Document())
+
+    run(main)
+
+
+def test_a_push_too_big_to_send_leaves_the_server_untouched() -> None:
+    """Before bokeh 3.9 the arrays follow the PUSH-DOC in a PATCH-DOC: check both first."""
+
+    async def main() -> None:
+        server = FakeBokehServer()
+        async with (
+            hosted(server) as url,
+            AsyncClientSession(
+                websocket_url=url, timeout=TIMEOUT, max_message_size=1_000_000
+            ) as session,
+        ):
+            doc = Document()
+            doc.add_root(ColumnDataSource(data={"x": np.zeros(500_000)}, name="s"))
+            with pytest.raises(MessageTooBig, match="max_message_size"):
+                await session.push(doc)
+            await session.force_roundtrip()
+            assert server.of_type(MsgType.PUSH_DOC) == []
+            assert server.of_type(MsgType.PATCH_DOC) == []
 
     run(main)
 

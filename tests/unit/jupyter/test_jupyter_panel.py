@@ -16,7 +16,6 @@ from typing import Any
 
 import ipywidgets
 import pytest
-from ipywidgets.widgets.widget import _instances
 
 from bokeh_nb_client import StatusPanel
 from bokeh_nb_client.exceptions import ConnectError, RemoteProtocolError, Timeout
@@ -159,22 +158,24 @@ def snapshot(**changes: Any) -> SessionStatus:
 
 
 def all_state(root: ipywidgets.Widget) -> str:
-    """The synced state of ``root`` and of every widget it refers to, as one string."""
+    """The synced state of ``root`` and of every widget it refers to, as one string.
+
+    Children are found through the synced traits themselves, not ipywidgets'
+    instance registry (``_instances`` from 8.0.3, ``Widget.widgets`` before).
+    """
     seen: set[str] = set()
     states: list[dict[str, Any]] = []
-    todo = [root.model_id]
+    todo = [root]
     while todo:
-        model_id = todo.pop()
-        if model_id in seen:
+        widget = todo.pop()
+        if widget.model_id in seen:
             continue
-        seen.add(model_id)
-        state = _instances[model_id].get_state()
-        states.append(state)
-        for value in state.values():
-            refs = value if isinstance(value, list | tuple) else [value]
-            for ref in refs:
-                if isinstance(ref, str) and ref.startswith("IPY_MODEL_"):
-                    todo.append(ref[len("IPY_MODEL_") :])
+        seen.add(widget.model_id)
+        states.append(widget.get_state())
+        for name in widget.keys:
+            value = getattr(widget, name)
+            children = value if isinstance(value, list | tuple) else [value]
+            todo.extend(child for child in children if isinstance(child, ipywidgets.Widget))
     return json.dumps(states, default=str)
 
 
