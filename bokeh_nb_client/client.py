@@ -98,7 +98,11 @@ class ClientSession:
                 "this session's document lives on another thread; call its blocking "
                 "methods from the thread that created it"
             )
-        return home.wait(self._engine.submit(coro))
+        try:
+            return home.wait(self._engine.submit(coro))
+        except KeyboardInterrupt:
+            self._session.abandon_home_work()
+            raise
 
     # -- bokeh.client API ---------------------------------------------------------
 

@@ -5,8 +5,9 @@
     BokehClientError
     ├── TransportError (OSError)
     │   ├── ConnectError                 cannot open the socket: DNS, refused, TLS
-    │   │   └── HandshakeRejected        HTTP status on upgrade (404 app, 403 origin),
-    │   │                                or a close between the upgrade and ACK
+    │   │   ├── HandshakeRejected        HTTP status on upgrade (404 app, 403 origin),
+    │   │   │                            or a close between the upgrade and ACK
+    │   │   └── ServerUnreachable        a request while the session reconnects in vain
     │   ├── ConnectionClosed (RuntimeError)   .code, .reason
     │   │   ├── ConnectionClosedOK       a normal close (1000/1001)
     │   │   └── ConnectionClosedError    anything else, including a dropped socket
@@ -47,6 +48,7 @@ __all__ = [
     "ProtocolError",
     "RemoteProtocolError",
     "ServerError",
+    "ServerUnreachable",
     "SessionStateError",
     "Timeout",
     "TransportError",
@@ -102,6 +104,32 @@ class HandshakeRejected(ConnectError):
     def __init__(self, message: str, *, url: str, status: int | None = None) -> None:
         super().__init__(message, url=url)
         self.status = status
+
+
+class ServerUnreachable(ConnectError):
+    """A request was made while the session had lost its server and could not reconnect.
+
+    Raised by a request (``pull``, ``push``, ``force_roundtrip``...) made while the
+    session reconnects in the background, once it has waited ``request_grace``
+    seconds (see ``Reconnect``) without the reconnect succeeding. The session keeps
+    reconnecting until ``until``; the request was not sent.
+
+    Attributes:
+        since: ``time.time()`` when the connection was lost.
+        until: ``time.time()`` when the background reconnect gives up.
+        grace: the seconds the request waited for the reconnect.
+
+    What to do: restart the server (or wait for it), then repeat the call; the
+    session resynchronises by itself when it reconnects.
+    """
+
+    def __init__(
+        self, message: str, *, url: str, since: float, until: float, grace: float
+    ) -> None:
+        super().__init__(message, url=url)
+        self.since = since
+        self.until = until
+        self.grace = grace
 
 
 class ConnectionClosed(TransportError, RuntimeError):

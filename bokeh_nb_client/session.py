@@ -34,7 +34,7 @@ import logging
 import time
 import warnings
 import weakref
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from ssl import SSLContext
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
@@ -52,12 +52,14 @@ from .exceptions import (
     MessageTooBig,
     RemoteProtocolError,
     ServerError,
+    ServerUnreachable,
     SessionStateError,
     Timeout,
     VersionMismatchWarning,
 )
 from .options import SessionOptions
 from .outbox import Outbox
+from .pending import without_superseded
 from .protocol import urls
 from .protocol.messages import MsgType, ServerInfo
 from .protocol.wire import JsonText, WireMessage
@@ -179,6 +181,12 @@ class AsyncClientSession:
         self._ended: asyncio.Event | None = None  # closed, or the connection ended for good
         self._discarded: list[str] = []
         self._opening = False
+        # Work queued for the home thread on behalf of a request still running
+        # (a pulled document's install); cancelled when the request is abandoned.
+        self._home_work: set[concurrent.futures.Future[None]] = set()
+        self._superseded = 0  # incoming changes our pending writes overwrote
+        self._lost_at: float | None = None  # time.time() the connection was lost
+        self._reconnect_until: float | None = None  # time.time() a reconnect gives up
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._conn: Connection | None = None
@@ -416,12 +424,30 @@ class AsyncClientSession:
             self._post_home(lambda: warnings.warn(message, VersionMismatchWarning, stacklevel=1))
 
     async def _wait_reconnected(self) -> None:
+        """Wait for a background reconnect, for the policy's ``request_grace`` at most.
+
+        Raises:
+            ServerUnreachable: the reconnect did not succeed within the grace period.
+        """
         assert self._settled is not None
+        policy = self._policy or Reconnect()
+        grace = min(policy.request_grace, self._timeout)
         try:
-            async with asyncio.timeout(self._timeout):
+            async with asyncio.timeout(grace):
                 await self._settled.wait()
         except TimeoutError:
-            error = Timeout(f"reconnect to {self._url}", self._timeout)
+            since = self._lost_at or time.time()
+            until = self._reconnect_until or since + policy.give_up_after
+            error = ServerUnreachable(
+                f"the server at {self._url} is unreachable since {_clock(since)} "
+                f"({time.time() - since:.0f} s ago; last error: {self._failure}); waited "
+                f"{grace:g} s for a reconnect. The session keeps reconnecting in the "
+                f"background until {_clock(until)}: restart the server, then repeat the call",
+                url=self._url,
+                since=since,
+                until=until,
+                grace=grace,
+            )
             raise error from self._failure
 
     async def reconnect(self) -> None:
@@ -534,7 +560,7 @@ class AsyncClientSession:
             plus the errors of ``connect`` and ``Timeout``/``ConnectionClosed``.
         """
         await self.connect()
-        async with self._deadline(MsgType.PULL_DOC_REQ):
+        async with self._deadline("pull()"):
             await self._pull_now()
         self._last_op = "pull"
 
@@ -550,9 +576,20 @@ class AsyncClientSession:
         async with self._locked_send():
             await self._outbox.send_all(conn)
             future = await conn.send(MsgType.PULL_DOC_REQ, {}, on_reply=on_reply)
-        await future
-        self._publish_traffic()
-        await asyncio.wrap_future(installed)
+        self._home_work.add(installed)
+        try:
+            await future
+            self._publish_traffic()
+            await asyncio.wrap_future(installed)
+        except BaseException:
+            # Timeout, cancel, interrupt or ERROR reply: the request has no later
+            # effect. Its reply is dropped by the connection; an install already
+            # queued for the home thread is cancelled before it runs.
+            future.cancel()
+            installed.cancel()
+            raise
+        finally:
+            self._home_work.discard(installed)
 
     async def push(self, document: Document | None = None) -> None:
         """Connect if needed, then replace the server's document with ``document``.
@@ -567,7 +604,7 @@ class AsyncClientSession:
         if self._document is not None and document is not None and document is not self._document:
             raise ValueError("Cannot push() a different document from existing session.document")
         await self.connect()
-        async with self._deadline(MsgType.PUSH_DOC):
+        async with self._deadline("push()"):
             await self._push_now(document)
         self._last_op = "push"
 
@@ -593,7 +630,7 @@ class AsyncClientSession:
         await self.connect()
         if self._server_info is None:
             assert self._server_info_reply is not None
-            async with self._deadline(MsgType.SERVER_INFO_REQ):
+            async with self._deadline("request_server_info()"):
                 await self._server_info_reply
             self._publish_traffic()
         if self._server_info is None:  # the reply was malformed and ended the connection
@@ -615,7 +652,7 @@ class AsyncClientSession:
         """
         await self.connect()
         conn = self._require_conn()
-        async with self._deadline(MsgType.SERVER_INFO_REQ):
+        async with self._deadline("force_roundtrip()"):
             async with self._locked_send():
                 await self._outbox.send_all(conn)
                 future = await conn.send(MsgType.SERVER_INFO_REQ, {})
@@ -630,6 +667,17 @@ class AsyncClientSession:
     def embed_html(self, model: _bokeh.Model | None = None) -> str:
         """The HTML ``<script>`` that shows this session (or one model of it) live."""
         return _bokeh.server_session_script(model, self._id, self.app_url)
+
+    def abandon_home_work(self) -> None:
+        """Cancel home-thread work of requests still running (thread-safe).
+
+        The synchronous facade calls this when a blocking call is interrupted
+        (KeyboardInterrupt): the request is being cancelled on the I/O loop, and
+        whatever it queued for the home thread (a pulled document's install) must
+        not run when the home loop next drains.
+        """
+        for work in list(self._home_work):
+            work.cancel()
 
     # -- internals: loop binding and state -----------------------------------------
 
@@ -663,13 +711,17 @@ class AsyncClientSession:
         return self._send_lock
 
     @contextlib.asynccontextmanager
-    async def _deadline(self, what: MsgType) -> AsyncIterator[None]:
-        """Bound a whole operation (lock waits, writes, reply) by ``timeout``."""
+    async def _deadline(self, operation: str) -> AsyncIterator[None]:
+        """Bound a whole operation (lock waits, writes, reply) by ``timeout``.
+
+        ``operation`` is the user's call, e.g. ``"force_roundtrip()"``: the
+        ``Timeout`` names it, not the wire message behind it.
+        """
         try:
             async with asyncio.timeout(self._timeout):
                 yield
         except TimeoutError:
-            raise Timeout(str(what), self._timeout) from None
+            raise Timeout(f"{operation} on {self._url}", self._timeout) from None
 
     def _publish_extra(self, **values: Any) -> None:
         self._status.publish(extra={**self.status.extra, **values})
@@ -708,6 +760,8 @@ class AsyncClientSession:
             assert self._settled is not None
             assert self._loop is not None
             self._settled.clear()
+            self._lost_at = time.time()
+            self._reconnect_until = self._lost_at + self._policy.give_up_after
             self._status.publish(state=SessionState.RECONNECTING, last_error=str(error))
             self._reconnector = self._loop.create_task(
                 self._reconnect(self._policy, error),
@@ -822,8 +876,11 @@ class AsyncClientSession:
         async with self._locked_send():
             await self._outbox.send_all(self._require_conn())
 
-    def _patch_rejected(self, error: ServerError) -> None:
-        log.warning("the server rejected a patch from session %s…: %s", self._id[:8], error.text)
+    def _patch_rejected(self, error: BokehClientError) -> None:
+        if isinstance(error, ServerError):
+            log.warning("the server rejected a patch from session %s…: %s", self._id[:8], error)
+        else:
+            log.warning("session %s…: %s", self._id[:8], error)
         self._status.publish(last_error=str(error))
 
     # -- internals: incoming -------------------------------------------------------
@@ -834,15 +891,25 @@ class AsyncClientSession:
         if self._push_in_progress or (push is not None and not push.done()):
             log.debug("ignoring a PATCH-DOC that echoes our PUSH-DOC")
             return
-        self._post_home(lambda: self._apply_patch(message))
+        # Superseded in wire order (with the OKs): see pending.py.
+        content, dropped = without_superseded(message.content, self._outbox.pending)
+        self._count_superseded(dropped)
+        self._post_home(lambda: self._apply_patch(content, message.buffers))
         self._publish_traffic()
 
-    def _apply_patch(self, message: WireMessage) -> None:
+    def _count_superseded(self, dropped: int) -> None:
+        if dropped:
+            self._superseded += dropped
+            log.debug("session %s…: %d incoming change(s) superseded", self._id[:8], dropped)
+
+    def _apply_patch(self, content: Any, buffers: Sequence[tuple[str, bytes]]) -> None:
         """Apply one server patch on the home thread."""
         doc = self._document
         if doc is None or self._closed:
             return
-        outcome = _bokeh.apply_patch(doc, message.content, message.buffers, setter=self)
+        content, dropped = without_superseded(content, self._outbox.pending)
+        self._count_superseded(dropped)
+        outcome = _bokeh.apply_patch(doc, content, buffers, setter=self)
         if outcome.error is not None:
             log.warning(
                 "session %s…: a server patch could not be applied (%r); re-pulling the document",
@@ -938,6 +1005,11 @@ class AsyncClientSession:
         doc = self._document
         if doc is not None:
             self._status.publish(roots=len(doc.roots), models=len(list(doc.models)))
+
+
+def _clock(when: float) -> str:
+    """A wall-clock time for messages, e.g. ``14:03:07``."""
+    return time.strftime("%H:%M:%S", time.localtime(when))
 
 
 def _run_into(result: concurrent.futures.Future[T], fn: Callable[[], T]) -> None:
