@@ -489,6 +489,23 @@ def classify_event(event: DocumentChangedEvent) -> EventKind:
     return "other"
 
 
+def describe_model(model: Model) -> str:
+    """A model as a user knows it: ``Slider 'volume' (p1024)``, or ``Slider p1024``."""
+    name = getattr(model, "name", None)
+    kind = type(model).__name__
+    return f"{kind} {name!r} ({model.id})" if name else f"{kind} {model.id}"
+
+
+def describe_event(event: DocumentChangedEvent) -> str:
+    """A document change as a user knows it, e.g. ``change of Slider 'volume' (p1).value``."""
+    model = getattr(event, "model", None)
+    attr = getattr(event, "attr", None)
+    if isinstance(model, Model):
+        where = describe_model(model) + (f".{attr}" if attr else "")
+        return f"change of {where}"
+    return f"document change ({type(event).__name__})"
+
+
 def event_setter(event: DocumentChangedEvent) -> object:
     """The setter a change was made with (None for a plain assignment)."""
     return event.setter

@@ -31,6 +31,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import threading
 import time
 import warnings
 import weakref
@@ -82,6 +83,8 @@ T = TypeVar("T")
 DEFAULT_SERVER_WEBSOCKET_URL = "ws://localhost:5006/ws"
 DEFAULT_MAX_MESSAGE_SIZE = 20 * 1024 * 1024
 DEFAULT_TIMEOUT = 30.0
+#: Server patches waiting to be applied before they are coalesced into a re-pull.
+MAX_INCOMING_BACKLOG = 200
 
 _live: weakref.WeakSet[AsyncClientSession] = weakref.WeakSet()
 
@@ -185,6 +188,16 @@ class AsyncClientSession:
         # (a pulled document's install); cancelled when the request is abandoned.
         self._home_work: set[concurrent.futures.Future[None]] = set()
         self._superseded = 0  # incoming changes our pending writes overwrote
+        # Incoming patches posted to the home thread and not yet applied; over
+        # MAX_INCOMING_BACKLOG they are coalesced into one re-pull (see _on_patch).
+        self._backlog = 0
+        self._backlog_lock = threading.Lock()
+        self._generation = 0  # bumped when queued patches are superseded by a re-pull
+        self._coalescing = False
+        self._coalesced = 0
+        # Async API: incoming work runs on the session's loop, in bounded slices.
+        self._loop_home: Home | None = None
+        self._loop_thread: int | None = None
         self._lost_at: float | None = None  # time.time() the connection was lost
         self._reconnect_until: float | None = None  # time.time() a reconnect gives up
 
@@ -564,14 +577,17 @@ class AsyncClientSession:
             await self._pull_now()
         self._last_op = "pull"
 
-    async def _pull_now(self) -> None:
+    async def _pull_now(self, *, coalesced: bool = False) -> None:
         conn = self._require_conn()
         installed: concurrent.futures.Future[None] = concurrent.futures.Future()
 
         def on_reply(reply: WireMessage) -> None:
             # Called by the reader: the install is queued for the home thread in
             # arrival order, before any patch the server sent after its reply.
-            self._post_home(lambda: _run_into(installed, lambda: self._install_pulled(reply)))
+            if coalesced:
+                self._coalescing = False  # patches after this reply apply again
+                self._publish_extra(patches_coalesced=self._coalesced)
+            self._post_in_order(lambda: _run_into(installed, lambda: self._install_pulled(reply)))
 
         async with self._locked_send():
             await self._outbox.send_all(conn)
@@ -649,6 +665,11 @@ class AsyncClientSession:
         Raises:
             ServerError: the server rejected one of the patches sent since the
                 last round trip (the first such error; all are logged).
+            MessageTooBig: a local change since the last round trip was over
+                ``max_message_size`` and was not sent (the session goes on).
+            ServerUnreachable: the server is gone and the reconnect did not
+                succeed within ``Reconnect.request_grace``.
+            Timeout: the round trip took longer than ``timeout``.
         """
         await self.connect()
         conn = self._require_conn()
@@ -656,9 +677,14 @@ class AsyncClientSession:
             async with self._locked_send():
                 await self._outbox.send_all(conn)
                 future = await conn.send(MsgType.SERVER_INFO_REQ, {})
-            await future
-        # Patches that arrived before the reply were posted to the home thread
-        # first; the blocking wait of the sync API applies them before returning.
+            try:
+                await future
+            except BaseException:
+                future.cancel()  # abandoned: its late reply is dropped
+                raise
+            # Patches that arrived before the reply were queued for the home
+            # thread first: wait until they are applied.
+            await self._on_home(_nothing)
         self._publish_traffic()
         errors = self._outbox.take_errors()
         if errors:
@@ -689,6 +715,9 @@ class AsyncClientSession:
             self._send_lock = asyncio.Lock()
             self._settled = asyncio.Event()
             self._ended = asyncio.Event()
+            self._loop_thread = threading.get_ident()
+            if self._home is None:
+                self._loop_home = Home(loop, owns_loop=False)
         elif self._loop is not loop:
             raise SessionStateError("a session must be used on the event loop it connected on")
         return loop
@@ -740,9 +769,10 @@ class AsyncClientSession:
             )
 
     async def _on_home(self, fn: Callable[[], T]) -> T:
-        home = self._home
+        """Run ``fn`` on the home thread after the work already posted there."""
+        home = self._home or self._loop_home
         if home is None or home.loop.is_closed():
-            return fn()  # no home loop (async API), or its thread is gone
+            return fn()  # not bound yet, or the home thread is gone
         result: concurrent.futures.Future[T] = concurrent.futures.Future()
 
         home.post(lambda: _run_into(result, fn))
@@ -849,6 +879,18 @@ class AsyncClientSession:
         else:
             self._home.post(fn)
 
+    def _post_in_order(self, fn: Callable[[], None]) -> None:
+        """Queue document work (patches, installs) for the home thread, in arrival order.
+
+        With the async API too it goes through a queue drained in bounded slices
+        on the session's loop, so a flood of patches cannot starve other tasks.
+        """
+        home = self._home or self._loop_home
+        if home is None:
+            fn()
+        else:
+            home.post(fn)
+
     # -- internals: outgoing -------------------------------------------------------
 
     def _document_changed(self, event: Any) -> None:
@@ -857,6 +899,7 @@ class AsyncClientSession:
         if kind == "patch":
             if self._suppress_outgoing or _bokeh.event_setter(event) is self:
                 return
+            self._check_home_thread(event)
             if self._closed or (self._ended is not None and self._ended.is_set()):
                 log.warning(
                     "session %s… is not connected: a local change was not sent (%s)",
@@ -871,6 +914,32 @@ class AsyncClientSession:
             self._scheduler.add(callback.id, _bokeh.callback_spec(callback))
         elif kind == "callback_removed" and self._scheduler is not None:
             self._scheduler.remove(_bokeh.event_callback(event).id)
+
+    def _check_home_thread(self, event: Any) -> None:
+        """Refuse a document change made on a thread that is not the document's home.
+
+        Decision (issue 11 item 3): refuse, loudly, rather than marshal. The change
+        is already made in the local document when bokeh tells us about it, and
+        serializing it here would race with the home thread applying server
+        patches to the same models (the server then rejects or loses changes).
+        bokeh's documented way, ``doc.add_next_tick_callback(fn)``, runs ``fn`` on
+        the home thread promptly, from any thread.
+
+        Raises:
+            SessionStateError: naming ``add_next_tick_callback``; the change was
+                not sent to the server.
+        """
+        home_thread = self._home.thread_id if self._home is not None else self._loop_thread
+        if home_thread is None or threading.get_ident() == home_thread:
+            return
+        raise SessionStateError(
+            f"a {_bokeh.describe_event(event)} was made on thread "
+            f"{threading.current_thread().name!r}, but the document of session "
+            f"{self._id[:8]}… lives on the thread that opened it; the change was NOT sent "
+            "to the server (the local document now differs from it). Change the document "
+            "from other threads with doc.add_next_tick_callback(fn), which runs fn on "
+            "the document's own thread"
+        )
 
     async def _flush(self) -> None:
         async with self._locked_send():
@@ -891,11 +960,50 @@ class AsyncClientSession:
         if self._push_in_progress or (push is not None and not push.done()):
             log.debug("ignoring a PATCH-DOC that echoes our PUSH-DOC")
             return
+        if self._coalescing:
+            # A re-pull is under way: its reply holds this change too.
+            self._coalesced += 1
+            return
+        with self._backlog_lock:
+            backlog = self._backlog
+        if backlog >= MAX_INCOMING_BACKLOG:
+            self._coalesce(backlog)
+            return
         # Superseded in wire order (with the OKs): see pending.py.
         content, dropped = without_superseded(message.content, self._outbox.pending)
         self._count_superseded(dropped)
-        self._post_home(lambda: self._apply_patch(content, message.buffers))
+        generation = self._generation
+        with self._backlog_lock:
+            self._backlog += 1
+        self._post_in_order(lambda: self._apply_queued(generation, content, message.buffers))
         self._publish_traffic()
+
+    def _coalesce(self, backlog: int) -> None:
+        """Too many patches wait to be applied: replace them with one re-pull (I/O loop).
+
+        The patches already queued are skipped (their generation is over), the
+        ones arriving until the re-pull's reply are dropped (the reply contains
+        their effect), and the status says how many were coalesced, so nothing is
+        dropped silently and memory stays bounded however fast the server sends.
+        """
+        self._coalescing = True
+        self._generation += 1
+        self._coalesced += backlog
+        log.info(
+            "session %s…: %d server patches wait to be applied; coalescing them into a re-pull",
+            self._id[:8],
+            backlog,
+        )
+        self._start_resync(coalesce=True)
+
+    def _apply_queued(
+        self, generation: int, content: Any, buffers: Sequence[tuple[str, bytes]]
+    ) -> None:
+        with self._backlog_lock:
+            self._backlog -= 1
+        if generation != self._generation:
+            return  # superseded by a re-pull queued behind it
+        self._apply_patch(content, buffers)
 
     def _count_superseded(self, dropped: int) -> None:
         if dropped:
@@ -921,23 +1029,27 @@ class AsyncClientSession:
             if loop is not None:
                 loop.call_soon_threadsafe(self._start_resync)
 
-    def _start_resync(self) -> None:
+    def _start_resync(self, *, coalesce: bool = False) -> None:
         if self._closed or (self._resync is not None and not self._resync.done()):
             return
         assert self._loop is not None
         self._resync = self._loop.create_task(
-            self._resync_document(), name="bokeh-nb-client re-pull"
+            self._resync_document(coalesce), name="bokeh-nb-client re-pull"
         )
 
-    async def _resync_document(self) -> None:
+    async def _resync_document(self, coalesce: bool) -> None:
         try:
-            await self.pull()
+            await self.connect()
+            async with self._deadline("re-pull"):
+                await self._pull_now(coalesced=coalesce)
         except BokehClientError as exc:
             log.warning("session %s…: re-pull failed: %s", self._id[:8], exc)
             self._status.publish(last_error=f"re-pull failed: {exc}")
         except Exception as exc:
             log.exception("session %s…: re-pull failed", self._id[:8])
             self._status.publish(last_error=f"re-pull failed: {exc!r}")
+        finally:
+            self._coalescing = False  # whatever happened, incoming patches apply again
 
     # -- internals: on the home thread -------------------------------------------------
 
@@ -1005,6 +1117,10 @@ class AsyncClientSession:
         doc = self._document
         if doc is not None:
             self._status.publish(roots=len(doc.roots), models=len(list(doc.models)))
+
+
+def _nothing() -> None:
+    """A no-op run on the home thread as a barrier behind the work queued there."""
 
 
 def _clock(when: float) -> str:

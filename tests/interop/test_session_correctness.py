@@ -32,7 +32,12 @@ from bokeh_nb_client import (
     pull_session_async,
     push_session,
 )
-from bokeh_nb_client.exceptions import MessageTooBig, ServerUnreachable, Timeout
+from bokeh_nb_client.exceptions import (
+    MessageTooBig,
+    ServerUnreachable,
+    SessionStateError,
+    Timeout,
+)
 from bokeh_nb_client.reconnect import Reconnect
 
 pytestmark = pytest.mark.interop
@@ -279,3 +284,67 @@ def test_partial_column_data_change_async(bokeh_server: BokehServer) -> None:
             assert set(data) == {"x", "y", "z"}
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+# -- item 3: threads -------------------------------------------------------------------
+
+
+def test_next_tick_callback_from_a_worker_thread_wakes_the_idle_loop(
+    start_bokeh_server: StartBokehServer,
+) -> None:
+    # A private server with bokeh's default keep-alive (37 s): no ping wakes the
+    # client's loop, so only the scheduling itself can.
+    server = start_bokeh_server(apps=["basic"])
+
+    async def scenario() -> None:
+        async with await pull_session_async(url=server.http_url("basic")) as session:
+            doc = session.document
+            assert doc is not None
+            loop = asyncio.get_running_loop()
+            ran = asyncio.Event()
+            threads: list[int] = []
+
+            def callback() -> None:
+                threads.append(threading.get_ident())
+                ran.set()
+
+            worker = threading.Thread(target=lambda: doc.add_next_tick_callback(callback))
+            worker.start()
+            worker.join()
+            # Idle until the callback runs; 20 s is a hang guard (the next
+            # keep-alive would wake the loop only after 37 s).
+            await asyncio.wait_for(ran.wait(), 20)
+            assert threads == [threading.get_ident()]
+            assert loop.is_running()
+
+    asyncio.run(scenario())
+
+
+def test_direct_change_from_a_worker_thread_is_refused_naming_next_tick(
+    bokeh_server: BokehServer,
+) -> None:
+    with pull_session(url=bokeh_server.http_url("basic")) as session:
+        doc = session.document
+        assert doc is not None
+        model = doc.select_one({"name": "echo"})
+        attr = "text"
+        errors: list[BaseException] = []
+
+        def change() -> None:
+            try:
+                setattr(model, attr, "from a thread")
+            except BaseException as exc:  # collected for the assertion below
+                errors.append(exc)
+
+        worker = threading.Thread(target=change)
+        worker.start()
+        worker.join()
+        assert len(errors) == 1
+        assert isinstance(errors[0], SessionStateError)
+        assert "add_next_tick_callback" in str(errors[0])
+        # The session still works; changes made on its home thread are sent.
+        setattr(model, attr, "from home")
+        session.force_roundtrip()
+        with pull_session(session_id=session.id, url=bokeh_server.http_url("basic")) as obs:
+            assert obs.document is not None
+            assert getattr(obs.document.get_model_by_id(model.id), attr) == "from home"
