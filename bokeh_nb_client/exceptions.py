@@ -21,7 +21,8 @@
 
     BokehClientWarning (UserWarning)
     ├── VersionMismatchWarning           the server's bokeh minor version differs
-    └── ChangesDiscardedWarning          a reconnect re-pulled and dropped local changes
+    ├── ChangesDiscardedWarning          a reconnect re-pulled and dropped local changes
+    └── SessionRecreatedWarning          a reconnect landed on a new server session
 
 Builtin bases keep old ``except`` clauses working: ``bokeh.client`` raised ``OSError``
 for connect failures and ``RuntimeError`` for a lost connection or a failed
@@ -49,6 +50,7 @@ __all__ = [
     "RemoteProtocolError",
     "ServerError",
     "ServerUnreachable",
+    "SessionRecreatedWarning",
     "SessionStateError",
     "Timeout",
     "TransportError",
@@ -257,4 +259,15 @@ class ChangesDiscardedWarning(BokehClientWarning):
     local changes that had not reached the server. The message lists them; the
     session's ``discarded_changes`` keeps them. Use ``reconnect="push"`` when the
     client's document should win instead.
+    """
+
+
+class SessionRecreatedWarning(BokehClientWarning):
+    """A reconnect landed on a new server session: the server restarted or expired it.
+
+    The app ran again, so the server's state was reset (and, with a changed app,
+    models may be gone). The session re-pulled (or re-pushed) as its policy says;
+    ``status.extra["session_recreated"]`` is set. Models you hold that no longer
+    exist refuse changes with ``SessionStateError``: look them up again in
+    ``session.document``.
     """

@@ -37,7 +37,7 @@ behaviour: the session ends with the connection.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -103,8 +103,13 @@ def resolve_reconnect(value: Reconnect | ReconnectMode | bool | None) -> Reconne
     )
 
 
-def describe_events(events: list[Any]) -> list[str]:
-    """Short human descriptions of encoded patch events, for discard reports."""
+def describe_events(events: list[Any], names: Mapping[str, str] | None = None) -> list[str]:
+    """Short human descriptions of encoded patch events, for discard reports.
+
+    ``names`` maps model ids to what a user knows them by (``Slider 'volume'
+    (p1024)``); models missing from it are shown by id.
+    """
+    names = names or {}
     out: list[str] = []
     for event in events:
         if not isinstance(event, dict):
@@ -113,6 +118,8 @@ def describe_events(events: list[Any]) -> list[str]:
         kind = event.get("kind", "?")
         model = event.get("model")
         model_id = model.get("id", "?") if isinstance(model, dict) else None
+        if model_id is not None:
+            model_id = names.get(model_id, model_id)
         attr = event.get("attr")
         if kind == "ColumnsStreamed":
             data = event.get("data", {})
