@@ -182,9 +182,38 @@ def new_document_from_reply(content: Any, buffers: Sequence[BufferPair]) -> Docu
     return Document.from_json(_serialized(doc_json, buffers))
 
 
-def replace_document_from_reply(doc: Document, content: Any, buffers: Sequence[BufferPair]) -> None:
-    """Overwrite ``doc`` in place with a PULL-DOC-REPLY content (on its home thread)."""
+def replace_document_from_reply(
+    doc: Document,
+    content: Any,
+    buffers: Sequence[BufferPair],
+    *,
+    refuse_stale: Callable[[Model], Exception] | None = None,
+) -> None:
+    """Overwrite ``doc`` in place with a PULL-DOC-REPLY content (on its home thread).
+
+    bokeh replaces every model object (the document keeps its identity, the models
+    do not), so references a user holds to the old models stop syncing. With
+    ``refuse_stale``, each old model left outside the document is moved into a
+    tombstone document whose change callback raises ``refuse_stale(model)``: a
+    write to a model that is no longer synced fails loudly instead of silently.
+    """
+    old_models = list(doc.models)
     doc.replace_with_json(_serialized(_doc_json(content), buffers))
+    if refuse_stale is None:
+        return
+    stale = [model for model in old_models if model.document is None]
+    if not stale:
+        return
+    tombstone = Document()
+
+    def refuse(event: DocumentChangedEvent) -> None:
+        model = getattr(event, "model", None)
+        if isinstance(model, Model):
+            raise refuse_stale(model)
+
+    tombstone.on_change(refuse)
+    for model in stale:
+        model._document = tombstone  # writes now reach ``refuse``, nothing else
 
 
 def _doc_json(content: Any) -> Any:

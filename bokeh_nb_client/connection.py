@@ -69,6 +69,7 @@ class _Outstanding:
     future: asyncio.Future[WireMessage]
     sent_at: float
     on_reply: ReplyHandler | None
+    on_answered: Callable[[], None] | None = None
 
 
 @dataclass(slots=True)
@@ -173,13 +174,17 @@ class Connection:
         *,
         buffers: Sequence[tuple[str, bytes | memoryview]] = (),
         on_reply: ReplyHandler | None = None,
+        on_answered: Callable[[], None] | None = None,
     ) -> asyncio.Future[WireMessage]:
         """Write one request and return the future of its reply (not awaited).
 
         ``on_reply``, if given, is called by the reader with the reply as soon as it
         is read, before any later message is handled: use it for work that must be
         ordered with incoming patches (installing a pulled document). It is never
-        called once the future is cancelled or has failed.
+        called once the future is cancelled or has failed. ``on_answered`` is
+        called the same way for a reply of either kind (OK or ERROR): a future's
+        done-callbacks run later, after messages already buffered behind the reply
+        (the outbox releases its pending writes here, in wire order).
 
         The caller owns the returned future: cancelling it abandons the request
         (its reply, when it comes, is dropped). The future fails with
@@ -187,7 +192,7 @@ class Connection:
         connection ends first. Raises at once if the connection has already ended
         or a fragment is over the size limit.
         """
-        _, future = await self._send(msgtype, content, buffers, on_reply)
+        _, future = await self._send(msgtype, content, buffers, on_reply, on_answered)
         return future
 
     async def _send(
@@ -196,13 +201,16 @@ class Connection:
         content: Any,
         buffers: Sequence[tuple[str, bytes | memoryview]],
         on_reply: ReplyHandler | None = None,
+        on_answered: Callable[[], None] | None = None,
     ) -> tuple[str, asyncio.Future[WireMessage]]:
         self._raise_if_closed()
         async with self._write_lock:
             self._raise_if_closed()
             msgid, fragments = self._protocol.send_request(msgtype, content, buffers=buffers)
             future: asyncio.Future[WireMessage] = asyncio.get_running_loop().create_future()
-            self._outstanding[msgid] = _Outstanding(future, time.perf_counter(), on_reply)
+            self._outstanding[msgid] = _Outstanding(
+                future, time.perf_counter(), on_reply, on_answered
+            )
             future.add_done_callback(lambda f: self._forget(msgid) if f.cancelled() else None)
             try:
                 await self._transport.send(fragments)
@@ -344,6 +352,8 @@ class Connection:
                 if record is None or record.future.done():
                     return  # abandoned: the requester gave up, nothing may happen now
                 self.stats.last_rtt = now - record.sent_at
+                if record.on_answered is not None:
+                    record.on_answered()
                 if record.on_reply is not None:
                     record.on_reply(message)
                 record.future.set_result(message)
@@ -352,6 +362,8 @@ class Connection:
                 if record is None or record.future.done():
                     return
                 self.stats.last_rtt = now - record.sent_at
+                if record.on_answered is not None:
+                    record.on_answered()
                 record.future.set_exception(
                         ServerError(
                             f"the server answered {rtype} with an error: {text}",

@@ -329,13 +329,23 @@ class DocumentSync:
             old_roots = {root.id for root in self.document.roots}
             self._suppress_outgoing += 1
             try:
-                _bokeh.replace_document_from_reply(self.document, reply.content, reply.buffers)
+                _bokeh.replace_document_from_reply(
+                    self.document, reply.content, reply.buffers, refuse_stale=self._stale_error
+                )
             finally:
                 self._suppress_outgoing -= 1
             new_roots = {root.id for root in self.document.roots}
             new_ids = bool(old_roots and new_roots and old_roots.isdisjoint(new_roots))
         self.publish_counts()
         return new_ids
+
+    def _stale_error(self, model: _bokeh.Model) -> SessionStateError:
+        return SessionStateError(
+            f"{_bokeh.describe_model(model)} is no longer part of session {self._label}'s "
+            "document: a later pull (or a reconnect) replaced every model with the server's "
+            "copy, so this change reaches nobody. Look the model up again, e.g. "
+            "session.document.select_one({'name': ...}) or get_model_by_id(...)"
+        )
 
     def prepare_push(self, document: Document | None) -> tuple[JsonText, list[tuple[str, bytes]]]:
         """Serialize the document to push (attaching it the first time)."""

@@ -42,6 +42,21 @@ MAX_EVENTS_PER_PATCH = 20_000
 MAX_IN_FLIGHT = 2
 
 
+class _Release:
+    """Releases one batch's pending writes exactly once."""
+
+    __slots__ = ("_keys", "_pending")
+
+    def __init__(self, pending: PendingWrites, keys: list[WriteKey]) -> None:
+        self._pending: PendingWrites | None = pending
+        self._keys = keys
+
+    def __call__(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.release(self._keys)
+
+
 class Outbox:
     """Queued changes of one session and the task that writes them.
 
@@ -141,9 +156,13 @@ class Outbox:
             if batch is None:
                 return
             events, buffers, keys = batch
+            release = _Release(self.pending, keys)
             try:
                 future = await conn.send(
-                    MsgType.PATCH_DOC, JsonText(_bokeh.patch_content_json(events)), buffers=buffers
+                    MsgType.PATCH_DOC,
+                    JsonText(_bokeh.patch_content_json(events)),
+                    buffers=buffers,
+                    on_answered=release,  # in wire order, before the next message
                 )
             except MessageTooBig as exc:
                 error = MessageTooBig(
@@ -152,15 +171,15 @@ class Outbox:
                     size=exc.size,
                 )
                 error.__cause__ = exc
-                self.pending.release(keys)
+                release()
                 self._errors.append(error)
                 self._on_rejected(error)
                 continue
             except BaseException:
-                self.pending.release(keys)
+                release()
                 raise
             self._in_flight.add(future)
-            future.add_done_callback(functools.partial(self._answered, keys=keys))
+            future.add_done_callback(functools.partial(self._answered, release=release))
 
     def _take_batch(
         self,
@@ -178,8 +197,8 @@ class Outbox:
             keys.extend(batch_keys)
         return _bokeh.merge_encoded_events(events), buffers, keys
 
-    def _answered(self, future: asyncio.Future[WireMessage], keys: list[WriteKey]) -> None:
-        self.pending.release(keys)
+    def _answered(self, future: asyncio.Future[WireMessage], release: _Release) -> None:
+        release()  # no-op after a reply; needed after a cancel or a lost connection
         self._in_flight.discard(future)
         self._on_answered()
         if future.cancelled():

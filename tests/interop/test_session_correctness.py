@@ -14,8 +14,12 @@ Each test here failed before the change it proves:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+import time
+import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,6 +32,7 @@ from bokeh_nb_client import (
     AsyncClientSession,
     ClientSession,
     SessionState,
+    SessionStatus,
     pull_session,
     pull_session_async,
     push_session,
@@ -35,6 +40,7 @@ from bokeh_nb_client import (
 from bokeh_nb_client.exceptions import (
     MessageTooBig,
     ServerUnreachable,
+    SessionRecreatedWarning,
     SessionStateError,
     Timeout,
 )
@@ -254,7 +260,7 @@ def test_two_writers_to_one_property_converge(bokeh_server: BokehServer) -> None
             s.document.select_one({"name": "s"})  # type: ignore[union-attr]
             for s in (first, second)
         ]
-        for trial in range(5):
+        for trial in range(20):
             for i in range(100):
                 sliders[0].value = 1000 * trial + i
                 sliders[1].value = 1000 * trial + 500 + i
@@ -348,3 +354,70 @@ def test_direct_change_from_a_worker_thread_is_refused_naming_next_tick(
         with pull_session(session_id=session.id, url=bokeh_server.http_url("basic")) as obs:
             assert obs.document is not None
             assert getattr(obs.document.get_model_by_id(model.id), attr) == "from home"
+
+
+# -- item 4: a recreated server session ----------------------------------------------
+
+_APP_BEFORE = """
+from bokeh.io import curdoc
+from bokeh.models import Slider
+curdoc().add_root(Slider(name="s", start=0, end=10, value=0))
+"""
+
+_APP_AFTER = """
+from bokeh.io import curdoc
+from bokeh.models import Div, Slider
+curdoc().add_root(Div(name="note", text="a new version of the app"))
+curdoc().add_root(Slider(name="s", start=0, end=10, value=0))
+"""
+
+
+def test_restarted_server_is_reported_and_stale_models_refuse_writes(
+    tmp_path: Path,
+) -> None:
+    app = tmp_path / "restarting.py"
+    app.write_text(_APP_BEFORE)
+    policy = Reconnect(initial_delay=0.05, max_delay=0.5, give_up_after=60)
+    with (
+        BokehServer.start([app]) as server,
+        pull_session(url=server.http_url("restarting"), reconnect=policy) as session,
+    ):
+        assert session.document is not None
+        slider = session.document.select_one({"name": "s"})
+        slider.value = 5
+        session.force_roundtrip()
+        states: list[SessionState] = []
+        back = threading.Event()
+
+        def on_status(status: SessionStatus) -> None:
+            states.append(status.state)
+            if SessionState.RECONNECTING in states and status.state is SessionState.CONNECTED:
+                back.set()
+
+        session.subscribe(on_status)
+        app.write_text(_APP_AFTER)
+        server.restart()  # a new process: the app runs again, its state is reset
+        # In a script the home thread applies the re-pull inside blocking calls
+        # (as bokeh.client does), so keep making them until the reconnect is done.
+        deadline = time.monotonic() + 60  # a hang guard
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            while not back.is_set():
+                assert time.monotonic() < deadline, f"no reconnect; states {states}"
+                with contextlib.suppress(ServerUnreachable):
+                    session.force_roundtrip()
+            session.force_roundtrip()
+        recreated = [w for w in caught if issubclass(w.category, SessionRecreatedWarning)]
+        assert recreated, [str(w.message) for w in caught]
+        assert "NEW server session" in str(recreated[0].message)
+        assert session.status.extra.get("session_recreated") is True
+        fresh = session.document.select_one({"name": "s"})
+        assert fresh.value == 0  # the server's reset state, not our 5
+        assert session.document.select_one({"name": "note"}) is not None
+        with pytest.raises(SessionStateError, match="no longer part"):
+            slider.value = 7  # a held reference to a model that no longer exists
+        fresh.value = 3  # the re-selected model syncs
+        session.force_roundtrip()
+        with pull_session(session_id=session.id, url=server.http_url("restarting")) as obs:
+            assert obs.document is not None
+            assert obs.document.select_one({"name": "s"}).value == 3
