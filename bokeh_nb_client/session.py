@@ -24,6 +24,7 @@ is the home.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import time
 import weakref
@@ -70,6 +71,29 @@ DEFAULT_MAX_MESSAGE_SIZE = 20 * 1024 * 1024
 DEFAULT_TIMEOUT = 30.0
 
 _live: weakref.WeakSet[AsyncClientSession] = weakref.WeakSet()
+
+
+def _close_at_exit() -> None:
+    """Close, at interpreter exit, async sessions whose loop is stopped but not closed.
+
+    A kernel (or a script that made its own loop) exits without ``close()``: the
+    websocket would drop without a close frame, and the server would see an
+    abnormal end (code 1006). Sessions of the synchronous API live on the engine
+    loop, whose shutdown cancels their readers, which close their sockets. A loop
+    that is still running elsewhere or already closed is left alone (nothing may
+    run on it from here; the OS closes the sockets).
+    """
+    for session in live_sessions():
+        loop = session._loop
+        if loop is None or loop.is_running() or loop.is_closed():
+            continue
+        try:
+            loop.run_until_complete(asyncio.wait_for(session.close("interpreter exit"), 2.0))
+        except Exception as exc:  # noqa: BLE001 - at exit there is no caller to raise to
+            log.warning("session %s…: not closed cleanly at exit: %r", session.id[:8], exc)
+
+
+atexit.register(_close_at_exit)
 
 
 def live_sessions() -> list[AsyncClientSession]:

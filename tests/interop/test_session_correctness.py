@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
+import sys
 import threading
 import time
 import warnings
@@ -421,3 +423,33 @@ def test_restarted_server_is_reported_and_stale_models_refuse_writes(
         with pull_session(session_id=session.id, url=server.http_url("restarting")) as obs:
             assert obs.document is not None
             assert obs.document.select_one({"name": "s"}).value == 3
+
+
+# -- item 7: close websockets at interpreter exit --------------------------------------
+
+_EXIT_WITHOUT_CLOSE = """
+import asyncio, sys
+from bokeh_nb_client import pull_session_async
+loop = asyncio.new_event_loop()
+asyncio.set_event_loop(loop)
+session = loop.run_until_complete(pull_session_async(url=sys.argv[1]))
+print("pulled", flush=True)
+# exit without session.close(), as a kernel that shuts down does
+"""
+
+
+def test_async_session_left_open_is_closed_at_interpreter_exit(
+    start_bokeh_server: StartBokehServer,
+) -> None:
+    server = start_bokeh_server(apps=["basic"])
+    done = subprocess.run(
+        [sys.executable, "-c", _EXIT_WITHOUT_CLOSE, server.http_url("basic")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "pulled" in done.stdout
+    # A close frame (bokeh logs code=None when the socket just drops).
+    server.wait_for_log(r"WebSocket connection closed: code=1000")
