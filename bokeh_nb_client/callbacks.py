@@ -31,7 +31,12 @@ log = logging.getLogger(__name__)
 class CallbackScheduler:
     """Owns one task per scheduled callback on ``loop``; cancels them all on ``stop``.
 
-    Every method must be called on the loop's thread (the Document's home thread).
+    ``add`` and ``remove`` may be called from any thread: bokeh's documented way
+    to update a document from a worker thread is ``doc.add_next_tick_callback``,
+    and its change event reaches us on that worker thread. Off the loop's thread
+    they are handed to the loop with ``call_soon_threadsafe``, which also wakes
+    it, so the callback runs promptly even while the loop is idle (a kernel
+    between cells). ``stop`` must be called on the loop's thread.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -41,8 +46,18 @@ class CallbackScheduler:
     def __len__(self) -> int:
         return len(self._tasks)
 
+    def _on_loop(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            return False
+
     def add(self, key: object, spec: CallbackSpec) -> None:
         """Start running the callback described by ``spec``, identified by ``key``."""
+        if not self._on_loop():
+            if not self._loop.is_closed():
+                self._loop.call_soon_threadsafe(self.add, key, spec)
+            return
         if key in self._tasks:
             return
         runner = self._periodic if spec.kind == "periodic" else self._once
@@ -56,6 +71,10 @@ class CallbackScheduler:
         right before invoking them) is not cancelled: it finishes its current run,
         and a periodic one then stops.
         """
+        if not self._on_loop():
+            if not self._loop.is_closed():
+                self._loop.call_soon_threadsafe(self.remove, key)
+            return
         task = self._tasks.pop(key, None)
         if task is not None and task is not asyncio.current_task(self._loop):
             task.cancel()

@@ -120,7 +120,11 @@ class ClientSession:
                 "this session's document lives on another thread; call its blocking "
                 "methods from the thread that created it"
             )
-        return home.wait(self._engine.submit(coro))
+        try:
+            return home.wait(self._engine.submit(coro))
+        except KeyboardInterrupt:
+            self._session.abandon_home_work()
+            raise
 
     def _server_on_this_loop(self) -> bool:
         """Whether the loop running on this thread serves this session's server.

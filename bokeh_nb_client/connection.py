@@ -13,8 +13,13 @@ Invariants:
 * When the connection ends, for whatever reason, every pending request fails
   with the error that ended it, ``on_closed`` runs exactly once, and the reader
   task has finished: no task outlives the connection.
-* A request that timed out is abandoned in the protocol, so its late reply is
-  dropped instead of being mistaken for an unsolicited one.
+* One record per outstanding request (``_Outstanding``) owns its reply future,
+  its send time and its reply handler. A request whose future is cancelled (a
+  timeout, an interrupt, a cancelled ``await``: whoever owns the request cancels
+  the future) is forgotten at once: the record and its handler are removed and
+  the msgid is abandoned in the protocol, so the late reply is dropped instead of
+  being handled or mistaken for an unsolicited message. An ERROR reply also
+  removes the record, handler included.
 """
 
 from __future__ import annotations
@@ -58,6 +63,16 @@ ReplyHandler = Callable[[WireMessage], None]
 
 
 @dataclass(slots=True)
+class _Outstanding:
+    """One request waiting for its reply: what to resolve, when it left, who handles it."""
+
+    future: asyncio.Future[WireMessage]
+    sent_at: float
+    on_reply: ReplyHandler | None
+    on_answered: Callable[[], None] | None = None
+
+
+@dataclass(slots=True)
 class ConnectionStats:
     """Counters a status view shows. Updated on the connection's loop only."""
 
@@ -82,9 +97,7 @@ class Connection:
         self._protocol = ClientProtocol(id_factory)
         self._on_patch = on_patch
         self._on_closed = on_closed
-        self._pending: dict[str, asyncio.Future[WireMessage]] = {}
-        self._sent_at: dict[str, float] = {}
-        self._on_reply: dict[str, ReplyHandler] = {}
+        self._outstanding: dict[str, _Outstanding] = {}
         self._write_lock = asyncio.Lock()
         self._acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._closed = asyncio.Event()
@@ -161,20 +174,25 @@ class Connection:
         *,
         buffers: Sequence[tuple[str, bytes | memoryview]] = (),
         on_reply: ReplyHandler | None = None,
+        on_answered: Callable[[], None] | None = None,
     ) -> asyncio.Future[WireMessage]:
         """Write one request and return the future of its reply (not awaited).
 
         ``on_reply``, if given, is called by the reader with the reply as soon as it
         is read, before any later message is handled: use it for work that must be
-        ordered with incoming patches (installing a pulled document).
+        ordered with incoming patches (installing a pulled document). It is never
+        called once the future is cancelled or has failed. ``on_answered`` is
+        called the same way for a reply of either kind (OK or ERROR): a future's
+        done-callbacks run later, after messages already buffered behind the reply
+        (the outbox releases its pending writes here, in wire order).
 
-        The future fails with ``ServerError`` on an ERROR reply and with the
-        closing error if the connection ends first. Raises at once if the
-        connection has already ended or a fragment is over the size limit.
+        The caller owns the returned future: cancelling it abandons the request
+        (its reply, when it comes, is dropped). The future fails with
+        ``ServerError`` on an ERROR reply and with the closing error if the
+        connection ends first. Raises at once if the connection has already ended
+        or a fragment is over the size limit.
         """
-        msgid, future = await self._send(msgtype, content, buffers)
-        if on_reply is not None:
-            self._on_reply[msgid] = on_reply
+        _, future = await self._send(msgtype, content, buffers, on_reply, on_answered)
         return future
 
     async def _send(
@@ -182,14 +200,18 @@ class Connection:
         msgtype: MsgType,
         content: Any,
         buffers: Sequence[tuple[str, bytes | memoryview]],
+        on_reply: ReplyHandler | None = None,
+        on_answered: Callable[[], None] | None = None,
     ) -> tuple[str, asyncio.Future[WireMessage]]:
         self._raise_if_closed()
         async with self._write_lock:
             self._raise_if_closed()
             msgid, fragments = self._protocol.send_request(msgtype, content, buffers=buffers)
             future: asyncio.Future[WireMessage] = asyncio.get_running_loop().create_future()
-            self._pending[msgid] = future
-            self._sent_at[msgid] = time.perf_counter()
+            self._outstanding[msgid] = _Outstanding(
+                future, time.perf_counter(), on_reply, on_answered
+            )
+            future.add_done_callback(lambda f: self._forget(msgid) if f.cancelled() else None)
             try:
                 await self._transport.send(fragments)
             except MessageTooBig:
@@ -260,10 +282,9 @@ class Connection:
             raise self._failure
 
     def _forget(self, msgid: str) -> None:
-        future = self._pending.pop(msgid, None)
-        self._sent_at.pop(msgid, None)
-        self._on_reply.pop(msgid, None)
-        if future is not None and self._protocol.state is not State.CLOSED:
+        """Abandon a request: its reply, if it ever comes, is dropped."""
+        record = self._outstanding.pop(msgid, None)
+        if record is not None and self._protocol.state is not State.CLOSED:
             self._protocol.abandon_request(msgid)
 
     async def _reader_finished(self) -> None:
@@ -327,18 +348,23 @@ class Connection:
             case PatchReceived(message=message):
                 self._on_patch(message)
             case ReplyReceived(reqid=reqid, message=message):
-                self._record_rtt(reqid, now)
-                future = self._pending.pop(reqid, None)
-                handler = self._on_reply.pop(reqid, None)
-                if handler is not None:
-                    handler(message)
-                if future is not None and not future.done():
-                    future.set_result(message)
+                record = self._outstanding.pop(reqid, None)
+                if record is None or record.future.done():
+                    return  # abandoned: the requester gave up, nothing may happen now
+                self.stats.last_rtt = now - record.sent_at
+                if record.on_answered is not None:
+                    record.on_answered()
+                if record.on_reply is not None:
+                    record.on_reply(message)
+                record.future.set_result(message)
             case ErrorReplyReceived(reqid=reqid, request_type=rtype, text=text, traceback=tb):
-                self._record_rtt(reqid, now)
-                future = self._pending.pop(reqid, None)
-                if future is not None and not future.done():
-                    future.set_exception(
+                record = self._outstanding.pop(reqid, None)
+                if record is None or record.future.done():
+                    return
+                self.stats.last_rtt = now - record.sent_at
+                if record.on_answered is not None:
+                    record.on_answered()
+                record.future.set_exception(
                         ServerError(
                             f"the server answered {rtype} with an error: {text}",
                             text=text,
@@ -349,11 +375,6 @@ class Connection:
             case Acknowledged():
                 if not self._acked.done():
                     self._acked.set_result(None)
-
-    def _record_rtt(self, reqid: str, now: float) -> None:
-        sent = self._sent_at.pop(reqid, None)
-        if sent is not None:
-            self.stats.last_rtt = now - sent
 
     def _finish(self, error: BokehClientError) -> None:
         if self._closed.is_set():
@@ -378,11 +399,10 @@ class Connection:
         if not self._acked.done():
             self._acked.set_exception(error)
             self._acked.exception()  # retrieved here; open() re-raises it
-        pending = list(self._pending.values())
-        self._pending.clear()
-        self._sent_at.clear()
-        for future in pending:
-            if not future.done():
-                future.set_exception(error)
+        pending = list(self._outstanding.values())
+        self._outstanding.clear()
+        for record in pending:
+            if not record.future.done():
+                record.future.set_exception(error)
         if self._on_closed is not None:
             self._on_closed(error)

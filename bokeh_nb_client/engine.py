@@ -46,6 +46,7 @@ import logging
 import selectors
 import socket
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -64,6 +65,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: Longest run of posted work (incoming patches) before the home loop gets control back.
+DRAIN_SLICE = 0.05
 
 
 class Engine:
@@ -175,16 +179,25 @@ class Home:
             self.loop.call_soon_threadsafe(self.drain)
 
     def drain(self) -> None:
-        """Run every posted function now. Must be called on the home thread.
+        """Run posted functions for one slice of time. Must be called on the home thread.
 
-        An exception from a posted function propagates to the caller of ``drain``
-        (the loop's exception handler, or the blocking call that drained); the
-        functions after it stay queued for the next drain.
+        Runs what was posted, in order, for at most ``DRAIN_SLICE`` seconds, then
+        schedules the rest on the home loop and returns, so the loop's other work
+        (the kernel, other tasks, timers) runs between slices however fast work is
+        posted. An exception from a posted function propagates to the caller of
+        ``drain`` (the loop's exception handler, or the blocking call that
+        drained); the functions after it stay queued for the next drain.
         """
+        deadline = time.perf_counter() + DRAIN_SLICE
         while True:
             with self._lock:
                 if not self._inbox:
                     self._drain_scheduled = False
+                    return
+                if time.perf_counter() > deadline and not self.loop.is_closed():
+                    # Out of time: the rest runs in a later slice (a drain is
+                    # still scheduled, so post() need not schedule another).
+                    self.loop.call_soon_threadsafe(self.drain)
                     return
                 fn = self._inbox.popleft()
             try:
@@ -219,17 +232,15 @@ class Home:
                 self.drain()
                 if future.done():
                     break
-                self._wake.wait()
+                with self._lock:
+                    idle = not self._inbox
+                if idle:
+                    self._wake.wait()
             self.drain()
             return future.result()
         except KeyboardInterrupt:
             future.cancel()
             raise
-
-    def close(self) -> None:
-        """Forget posted work that has not run (the session is gone)."""
-        with self._lock:
-            self._inbox.clear()
 
 
 def _loop_running_here() -> bool:

@@ -5,8 +5,9 @@
     BokehClientError
     ├── TransportError (OSError)
     │   ├── ConnectError                 cannot open the socket: DNS, refused, TLS
-    │   │   └── HandshakeRejected        HTTP status on upgrade (404 app, 403 origin/token),
-    │   │                                or a close between the upgrade and ACK
+    │   │   ├── HandshakeRejected        HTTP status on upgrade (404 app, 403 origin/token),
+    │   │   │                            or a close between the upgrade and ACK
+    │   │   └── ServerUnreachable        a request while the session reconnects in vain
     │   ├── ConnectionClosed (RuntimeError)   .code, .reason
     │   │   ├── ConnectionClosedOK       a normal close (1000/1001)
     │   │   └── ConnectionClosedError    anything else, including a dropped socket
@@ -24,7 +25,8 @@
 
     BokehClientWarning (UserWarning)
     ├── VersionMismatchWarning           the server's bokeh minor version differs
-    └── ChangesDiscardedWarning          a reconnect re-pulled and dropped local changes
+    ├── ChangesDiscardedWarning          a reconnect re-pulled and dropped local changes
+    └── SessionRecreatedWarning          a reconnect landed on a new server session
 
 Builtin bases keep old ``except`` clauses working: ``bokeh.client`` raised ``OSError``
 for connect failures and ``RuntimeError`` for a lost connection or a failed
@@ -52,6 +54,8 @@ __all__ = [
     "RemoteProtocolError",
     "ServerError",
     "ServerOnCallersLoop",
+    "ServerUnreachable",
+    "SessionRecreatedWarning",
     "SessionStateError",
     "Timeout",
     "TransportError",
@@ -109,6 +113,32 @@ class HandshakeRejected(ConnectError):
     def __init__(self, message: str, *, url: str, status: int | None = None) -> None:
         super().__init__(message, url=url)
         self.status = status
+
+
+class ServerUnreachable(ConnectError):
+    """A request was made while the session had lost its server and could not reconnect.
+
+    Raised by a request (``pull``, ``push``, ``force_roundtrip``...) made while the
+    session reconnects in the background, once it has waited ``request_grace``
+    seconds (see ``Reconnect``) without the reconnect succeeding. The session keeps
+    reconnecting until ``until``; the request was not sent.
+
+    Attributes:
+        since: ``time.time()`` when the connection was lost.
+        until: ``time.time()`` when the background reconnect gives up.
+        grace: the seconds the request waited for the reconnect.
+
+    What to do: restart the server (or wait for it), then repeat the call; the
+    session resynchronises by itself when it reconnects.
+    """
+
+    def __init__(
+        self, message: str, *, url: str, since: float, until: float, grace: float
+    ) -> None:
+        super().__init__(message, url=url)
+        self.since = since
+        self.until = until
+        self.grace = grace
 
 
 class ConnectionClosed(TransportError, RuntimeError):
@@ -276,4 +306,15 @@ class ChangesDiscardedWarning(BokehClientWarning):
     local changes that had not reached the server. The message lists them; the
     session's ``discarded_changes`` keeps them. Use ``reconnect="push"`` when the
     client's document should win instead.
+    """
+
+
+class SessionRecreatedWarning(BokehClientWarning):
+    """A reconnect landed on a new server session: the server restarted or expired it.
+
+    The app ran again, so the server's state was reset (and, with a changed app,
+    models may be gone). The session re-pulled (or re-pushed) as its policy says;
+    ``status.extra["session_recreated"]`` is set. Models you hold that no longer
+    exist refuse changes with ``SessionStateError``: look them up again in
+    ``session.document``.
     """

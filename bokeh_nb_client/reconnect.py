@@ -5,7 +5,10 @@ restarted or killed, network cut; not a ``close()``) like this:
 
 1. Its state becomes RECONNECTING. Requests already in flight fail with the
    ``ConnectionClosed`` error (they may or may not have reached the server).
-   Requests made from now on wait for the reconnect, within their own timeout.
+   Requests made from now on wait for the reconnect for at most
+   ``request_grace`` seconds (default 3: a ``bokeh serve --dev`` reload takes 1
+   to 3 s), then raise ``ServerUnreachable``, which says since when the server is
+   unreachable and until when the session keeps reconnecting.
 2. It reconnects with capped exponential backoff and a freshly minted token,
    for at most ``give_up_after`` seconds; then it ends with the last error
    (state ERROR), and waiting requests and ``loop_until_closed()`` return with it.
@@ -34,7 +37,7 @@ behaviour: the session ends with the connection.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -52,17 +55,21 @@ class Reconnect:
         initial_delay: seconds before the second attempt (the first is immediate).
         max_delay: cap of the exponential backoff, in seconds.
         give_up_after: seconds of failed attempts before the session ends.
+        request_grace: seconds a request made while reconnecting waits for the
+            reconnect before it raises ``ServerUnreachable`` (never more than the
+            session's ``timeout``).
     """
 
     mode: ReconnectMode = "auto"
     initial_delay: float = 0.1
     max_delay: float = 5.0
     give_up_after: float = 60.0
+    request_grace: float = 3.0
 
     def __post_init__(self) -> None:
         if self.mode not in ("auto", "pull", "push"):
             raise ValueError(f"reconnect mode must be 'auto', 'pull' or 'push', not {self.mode!r}")
-        for name in ("initial_delay", "max_delay", "give_up_after"):
+        for name in ("initial_delay", "max_delay", "give_up_after", "request_grace"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or value < 0:
                 raise ValueError(f"Reconnect.{name} must be a number >= 0, got {value!r}")
@@ -96,8 +103,13 @@ def resolve_reconnect(value: Reconnect | ReconnectMode | bool | None) -> Reconne
     )
 
 
-def describe_events(events: list[Any]) -> list[str]:
-    """Short human descriptions of encoded patch events, for discard reports."""
+def describe_events(events: list[Any], names: Mapping[str, str] | None = None) -> list[str]:
+    """Short human descriptions of encoded patch events, for discard reports.
+
+    ``names`` maps model ids to what a user knows them by (``Slider 'volume'
+    (p1024)``); models missing from it are shown by id.
+    """
+    names = names or {}
     out: list[str] = []
     for event in events:
         if not isinstance(event, dict):
@@ -106,6 +118,8 @@ def describe_events(events: list[Any]) -> list[str]:
         kind = event.get("kind", "?")
         model = event.get("model")
         model_id = model.get("id", "?") if isinstance(model, dict) else None
+        if model_id is not None:
+            model_id = names.get(model_id, model_id)
         attr = event.get("attr")
         if kind == "ColumnsStreamed":
             data = event.get("data", {})

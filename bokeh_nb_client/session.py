@@ -1,70 +1,60 @@
 """AsyncClientSession: one live, two-way synced Document on a Bokeh server.
 
-The session owns the Document sync (PROTOCOL.md §4.3):
+The session is the stateful heart of the package. It is composed of:
 
-* Outgoing: the Document's change callback runs synchronously on its home thread
-  whenever user code changes it. Unless the change came from this session
-  (``event.setter is self``, echo suppression) it is serialized right there, as a
-  consistent snapshot, and put in the outbox. A writer task on the I/O loop drains
-  the outbox into one PATCH-DOC per batch: whatever accumulated while the previous
-  batch was written goes out together, so a burst becomes a few messages, and a
-  busy synchronous cell's changes still leave at once (the writer runs on the
-  engine thread, not the cell's).
-* Incoming: every server PATCH-DOC is applied, with ``setter=self``, on the home
-  thread, in arrival order; none is dropped while a request is outstanding
-  (``bokeh.client`` drops them, §3). A patch that cannot be applied (an unknown
-  model reference, §3 "broadcast bug") triggers a re-pull instead of leaving a
-  stale or dead session. Patches that arrive between a PUSH-DOC and its OK are the
-  server's echo of our own push and are ignored (§3).
-* Requests (pull, push, server info, round trip) first flush the outbox, so the
-  server sees our changes in the order we made them.
+* ``lifecycle.Lifecycle``: the one state machine (new, connecting, connected,
+  reconnecting, failed, closing, closed); every guard asks it.
+* ``docsync.DocumentSync``: the Document and both directions of its sync
+  (outbox, incoming patches in bounded slices, echo suppression, pending writes).
+* ``reconnector.Reconnector``: reconnect orchestration, one reopen sequence.
+* ``connection.Connection``: the protocol driver; one record per outstanding
+  request owns its deadline, reply handler and cancellation, so a request that
+  raised (timeout, interrupt, cancel, ERROR reply) has no later effect.
 
-Threads: when the session is driven by the synchronous facade (``client.py``), its
-coroutines run on the engine loop and ``home`` is the calling thread's ``Home``;
-every touch of the Document hops there. With ``home=None`` (the async API), the
-running loop is the home and no hop is needed.
+This module holds the public surface: connect, pull, push, request_server_info,
+force_roundtrip, reconnect and close. Requests first flush the outbox, so the
+server sees our changes in the order we made them.
+
+Threads: when driven by the synchronous facade (``client.py``) the coroutines run
+on the engine loop and ``home`` is the calling thread's ``Home``; every touch of
+the Document hops there. With ``home=None`` (the async API), the session's loop
+is the home.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import contextlib
+import atexit
 import logging
 import time
-import warnings
 import weakref
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from ssl import SSLContext
 from types import TracebackType
-from typing import Any, Literal, Self, TypeVar
+from typing import Literal, Self
 
 from . import _bokeh
 from ._bokeh import Document
-from .callbacks import CallbackScheduler
 from .connection import Connection
+from .docsync import DocumentSync
 from .engine import Home
 from .exceptions import (
     BokehClientError,
-    ChangesDiscardedWarning,
-    ConnectionClosed,
-    HandshakeRejected,
-    MessageTooBig,
-    RemoteProtocolError,
-    ServerError,
-    SessionStateError,
-    Timeout,
-    VersionMismatchWarning,
 )
+from .lifecycle import CLOSED as PHASE_CLOSED
+from .lifecycle import CLOSING as PHASE_CLOSING
+from .lifecycle import CONNECTED, CONNECTING, FAILED, NEW, Lifecycle
 from .options import SessionOptions
 from .outbox import Outbox
 from .protocol import urls
 from .protocol.messages import MsgType, ServerInfo
-from .protocol.wire import JsonText, WireMessage
-from .reconnect import Reconnect, ReconnectMode, describe_events
+from .protocol.wire import WireMessage
+from .reconnect import Reconnect, ReconnectMode
+from .reconnector import Reconnector
+from .session_core import SessionCore, _nothing
 from .status import SessionState, SessionStatus, StatusPublisher
-from .transport.websocket import AiohttpTransport, check_fragment_sizes
-from .warn import warn_at_caller
+from .transport.base import TransportFactory
+from .transport.websocket import AiohttpTransport
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
@@ -76,13 +66,34 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
 DEFAULT_SERVER_WEBSOCKET_URL = "ws://localhost:5006/ws"
 DEFAULT_MAX_MESSAGE_SIZE = 20 * 1024 * 1024
 DEFAULT_TIMEOUT = 30.0
 
 _live: weakref.WeakSet[AsyncClientSession] = weakref.WeakSet()
+
+
+def _close_at_exit() -> None:
+    """Close, at interpreter exit, async sessions whose loop is stopped but not closed.
+
+    A kernel (or a script that made its own loop) exits without ``close()``: the
+    websocket would drop without a close frame, and the server would see an
+    abnormal end (code 1006). Sessions of the synchronous API live on the engine
+    loop, whose shutdown cancels their readers, which close their sockets. A loop
+    that is still running elsewhere or already closed is left alone (nothing may
+    run on it from here; the OS closes the sockets).
+    """
+    for session in live_sessions():
+        loop = session._loop
+        if loop is None or loop.is_running() or loop.is_closed():
+            continue
+        try:
+            loop.run_until_complete(asyncio.wait_for(session.close("interpreter exit"), 2.0))
+        except Exception as exc:  # noqa: BLE001 - at exit there is no caller to raise to
+            log.warning("session %s…: not closed cleanly at exit: %r", session.id[:8], exc)
+
+
+atexit.register(_close_at_exit)
 
 
 def live_sessions() -> list[AsyncClientSession]:
@@ -93,7 +104,7 @@ def live_sessions() -> list[AsyncClientSession]:
     )
 
 
-class AsyncClientSession:
+class AsyncClientSession(SessionCore):
     """A Bokeh server session driven with ``await``; the async twin of ``ClientSession``.
 
     Create it, then ``await session.pull()`` (mirror the server's document) or
@@ -121,6 +132,8 @@ class AsyncClientSession:
         token_expiration: lifetime in seconds of the tokens this session mints.
         reconnect: the reconnect policy: "auto" (default), "pull", "push", a
             ``Reconnect(...)``, or None/False for none (see ``reconnect.py``).
+        transport_factory: how the websocket is opened (the transport seam):
+            ``AiohttpTransport.open`` unless a test passes an in-memory one.
         home: internal; the home thread of the Document (set by ``ClientSession``).
 
     Raises:
@@ -143,6 +156,7 @@ class AsyncClientSession:
         timeout: float = DEFAULT_TIMEOUT,
         token_expiration: int = 300,
         reconnect: Reconnect | ReconnectMode | bool | None = "auto",
+        transport_factory: TransportFactory | None = None,
         home: Home | None = None,
     ) -> None:
         options = SessionOptions.build(
@@ -159,7 +173,6 @@ class AsyncClientSession:
             token_expiration=token_expiration,
             reconnect=reconnect,
         )
-        self._options = options
         self._secret_key, self._signed = options.secret_key, options.signed
         self._id = options.session_id
         self._connect_url = options.websocket_url
@@ -171,34 +184,37 @@ class AsyncClientSession:
         self._ssl = options.ssl
         self._timeout = options.timeout
         self._token_expiration = options.token_expiration
-        self._home = home
-        self._created = time.monotonic()
         self._policy = options.reconnect
+        self._open_transport: TransportFactory = transport_factory or AiohttpTransport.open
+        self._created = time.monotonic()
         self._last_op: Literal["pull", "push"] | None = None
-        self._reconnector: asyncio.Task[None] | None = None
-        self._settled: asyncio.Event | None = None  # connected, or gave up
-        self._ended: asyncio.Event | None = None  # closed, or the connection ended for good
         self._discarded: list[str] = []
-        self._opening = False
 
+        self._lifecycle = Lifecycle()
+        self._status = StatusPublisher(SessionStatus(url=self._url, session_id=self._id))
+        self._docsync = DocumentSync(
+            setter=self,
+            label=f"{self._id[:8]}…",
+            lifecycle=self._lifecycle,
+            status=self._status,
+            outbox=Outbox(on_answered=self._publish_traffic, on_rejected=self._patch_rejected),
+            home=home,
+            request_repull=self._start_repull,
+        )
+        self._reconnector = Reconnector(self)
+
+        # Bound to the first loop the session is used on (``_bind_loop``).
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._conn: Connection | None = None
         self._connect_lock: asyncio.Lock | None = None
         self._send_lock: asyncio.Lock | None = None
-        self._outbox = Outbox(on_answered=self._publish_traffic, on_rejected=self._patch_rejected)
-        self._push_reply: asyncio.Future[WireMessage] | None = None
-        self._push_in_progress = False
-        self._resync: asyncio.Task[None] | None = None
+        self._settled: asyncio.Event | None = None  # connected, or gave up
+        self._ended: asyncio.Event | None = None  # closed, or the connection ended for good
+
+        self._conn: Connection | None = None
+        self._failure: BokehClientError | None = None
+        self._repull: asyncio.Task[None] | None = None
         self._server_info: ServerInfo | None = None
         self._server_info_reply: asyncio.Future[WireMessage] | None = None
-        self._failure: BokehClientError | None = None
-        self._closed = False
-
-        self._document: Document | None = None
-        self._suppress_outgoing = 0
-        self._scheduler: CallbackScheduler | None = None
-
-        self._status = StatusPublisher(SessionStatus(url=self._url, session_id=self._id))
         _live.add(self)
 
     # -- properties (bokeh.client names) ------------------------------------
@@ -237,12 +253,7 @@ class AsyncClientSession:
     @property
     def document(self) -> Document | None:
         """The synced Document: None until a pull or push succeeds."""
-        return self._document
-
-    @property
-    def connected(self) -> bool:
-        """True between the server's ACK and the end of the connection."""
-        return self._conn is not None and not self._conn.closed and not self._closed
+        return self._docsync.document
 
     @property
     def status(self) -> SessionStatus:
@@ -253,36 +264,6 @@ class AsyncClientSession:
     def last_error(self) -> BokehClientError | None:
         """The error that ended the connection, if it ended abnormally."""
         return self._failure
-
-    @property
-    def error_reason(self) -> _bokeh.ErrorReason | None:
-        """``bokeh.client``'s ErrorReason once the connection failed, else None."""
-        failure = self._failure
-        if failure is None or self.connected:
-            return None
-        if isinstance(failure, HandshakeRejected) and failure.status is not None:
-            return _bokeh.error_reason(http=True)
-        return _bokeh.error_reason(http=False)
-
-    @property
-    def error_code(self) -> int | None:
-        """The HTTP status or close code of the failure; 0 while there is none."""
-        failure = self._failure
-        if failure is None or self.connected:
-            return 0
-        if isinstance(failure, HandshakeRejected):
-            return failure.status
-        if isinstance(failure, ConnectionClosed):
-            return failure.code
-        return None
-
-    @property
-    def error_detail(self) -> str:
-        """A description of the failure; "" while there is none."""
-        failure = self._failure
-        if failure is None or self.connected:
-            return ""
-        return str(failure)
 
     @property
     def discarded_changes(self) -> list[str]:
@@ -309,21 +290,23 @@ class AsyncClientSession:
     async def connect(self) -> None:
         """Open the websocket and wait for the server's ACK. No-op when connected.
 
-        Also reads SERVER-INFO once and warns (``UserWarning``) when the server's
-        bokeh minor version differs from ours: documents are (de)serialized with
-        the local bokeh, so versions must match (PROTOCOL.md §8).
+        Also reads SERVER-INFO once and warns (``VersionMismatchWarning``) when the
+        server's bokeh minor version differs from ours (PROTOCOL.md §8). While a
+        reconnect is under way, waits for it for ``Reconnect.request_grace``.
 
         Raises:
             ConnectError: the server is unreachable (refused, DNS, TLS).
             HandshakeRejected: wrong app path (404), origin refused (403), or the
                 token or an auth module was rejected (closed before ACK).
+            ServerUnreachable: the connection was lost and the reconnect did not
+                succeed within the grace period (it goes on in the background).
             Timeout: no ACK within ``timeout``.
             SessionStateError: the session was closed.
         """
         self._check_open()
-        loop = self._bind_loop()
-        if self._reconnector is not None and not self._reconnector.done():
-            await self._wait_reconnected()
+        self._bind_loop()
+        if self._reconnector.running:
+            await self._reconnector.wait(self._grace())
         assert self._connect_lock is not None
         async with self._connect_lock:
             conn = self._conn
@@ -333,96 +316,24 @@ class AsyncClientSession:
                 failure = self._failure or conn.failure
                 assert failure is not None
                 raise failure
+            self._lifecycle.move(CONNECTING)
             self._status.publish(state=SessionState.CONNECTING)
             try:
-                await self._open(loop)
+                await self._open()
             except BokehClientError as exc:
                 self._failure = exc
+                self._lifecycle.move(FAILED)
                 self._status.publish(state=SessionState.ERROR, last_error=str(exc))
                 raise
-            assert self._settled is not None
-            self._settled.set()
+            except BaseException:
+                # Interrupted (cancelled, Ctrl-C): not connecting any more; the
+                # next call connects again.
+                self._lifecycle.move(NEW)
+                self._status.publish(state=SessionState.NOT_CONNECTED)
+                raise
+            self._lifecycle.move(CONNECTED)
+            self._settled_event().set()
             self._status.publish(state=SessionState.CONNECTED)
-
-    def _start_writer(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._outbox.start(
-            loop,
-            self._flush,
-            same_thread=self._home is None,
-            name=f"bokeh-nb-client writer {self._id[:8]}",
-        )
-
-    async def _open(self, loop: asyncio.AbstractEventLoop, *, start_writer: bool = True) -> None:
-        """Open a connection, start its writer, read SERVER-INFO (first connect and reconnects)."""
-        # While opening, failures reach the caller as exceptions; the connection's
-        # on_closed callback must not also start a reconnect for them.
-        self._opening = True
-        try:
-            await self._open_connection(loop, start_writer)
-        finally:
-            self._opening = False
-
-    async def _open_connection(self, loop: asyncio.AbstractEventLoop, start_writer: bool) -> None:
-        url = urls.with_query_arguments(self._connect_url, self._arguments)
-        transport = await AiohttpTransport.open(
-            url,
-            token=self.token,
-            max_message_size=self._max_message_size,
-            timeout=self._timeout,
-            headers=self._headers,
-            cookies=self._cookies,
-            ssl=self._ssl,
-        )
-        conn = await Connection.open(
-            transport,
-            on_patch=self._on_patch,
-            on_closed=self._on_connection_closed,
-            ack_timeout=self._timeout,
-        )
-        self._conn = conn
-        if start_writer:
-            self._start_writer(loop)
-        # SERVER-INFO is pipelined: the next request (usually the pull) goes out
-        # without waiting for it; the version check runs when the reply arrives.
-        self._server_info_reply = await conn.send(MsgType.SERVER_INFO_REQ, {})
-        self._server_info_reply.add_done_callback(self._server_info_arrived)
-
-    def _server_info_arrived(self, future: asyncio.Future[WireMessage]) -> None:
-        if future.cancelled() or future.exception() is not None:
-            return  # the connection's end is reported by _on_connection_closed
-        content = future.result().content
-        try:
-            server_version = content["version_info"]["bokeh"]
-            if not isinstance(server_version, str):
-                raise TypeError(type(server_version).__name__)
-        except (KeyError, TypeError) as exc:
-            error = RemoteProtocolError(
-                f"malformed SERVER-INFO-REPLY from {self._url}: {content!r:.200}"
-            )
-            error.__cause__ = exc
-            if self._conn is not None:
-                self._conn.abort(error)
-            return
-        first = self._server_info is None
-        info: ServerInfo = content
-        self._server_info = info
-        self._status.publish(server_version=server_version)
-        if first and not _bokeh.versions_compatible(server_version):
-            message = (
-                f"the server at {self._url} runs bokeh {server_version} but this client "
-                f"has bokeh {_bokeh.BOKEH_VERSION}; documents may not (de)serialize "
-                "correctly. Install the same bokeh minor version on both sides."
-            )
-            self._post_home(lambda: warn_at_caller(message, VersionMismatchWarning))
-
-    async def _wait_reconnected(self) -> None:
-        assert self._settled is not None
-        try:
-            async with asyncio.timeout(self._timeout):
-                await self._settled.wait()
-        except TimeoutError:
-            error = Timeout(f"reconnect to {self._url}", self._timeout)
-            raise error from self._failure
 
     async def reconnect(self) -> None:
         """Open a new connection for a session whose connection ended, and resync it.
@@ -430,51 +341,32 @@ class AsyncClientSession:
         For a session that lost its server with no reconnect policy, or whose
         policy gave up. The document is then re-pulled or re-pushed as the policy
         (or, without one, the ``"auto"`` rule of ``reconnect.py``) says. A no-op
-        while connected; waits for a reconnect already under way.
+        while connected; waits (up to ``timeout``) for a reconnect under way.
 
         Raises:
             the errors of ``connect`` when the server is still unreachable.
             SessionStateError: the session was closed.
         """
         self._check_open()
-        loop = self._bind_loop()
-        if self._reconnector is not None and not self._reconnector.done():
-            await self._wait_reconnected()
+        self._bind_loop()
+        if self._reconnector.running:
+            await self._reconnector.wait(self._timeout)
             return
         if self.connected:
             return
         if self._conn is None:
             await self.connect()
             return
-        assert self._settled is not None
-        assert self._ended is not None
-        self._settled.clear()
-        self._ended.clear()
-        self._status.publish(state=SessionState.RECONNECTING)
-        try:
-            await self._open(loop, start_writer=False)
-            await self._resynchronise(self._policy or Reconnect())
-        except BokehClientError as exc:
-            self._failure = exc
-            self._status.publish(state=SessionState.ERROR, last_error=str(exc))
-            if self._conn is not None and not self._conn.closed:
-                await self._conn.close(1000, "resync failed")
-            self._end()
-            raise
-        self._start_writer(loop)
-        self._failure = None
-        self._settled.set()
-        self._publish_extra(reconnects=self.status.extra.get("reconnects", 0) + 1)
-        self._status.publish(state=SessionState.CONNECTED)
+        await self._reconnector.reconnect_now(self._policy or Reconnect())
 
     async def close(self, why: str = "closed") -> None:
         """Send what is still queued, close the websocket, stop document callbacks.
 
         The Document stays usable locally. Idempotent.
         """
-        if self._closed:
+        if self._lifecycle.closed:
             return
-        self._closed = True
+        self._lifecycle.move(PHASE_CLOSING)
         for event in (self._settled, self._ended):
             if event is not None:
                 event.set()
@@ -487,7 +379,7 @@ class AsyncClientSession:
                     await self._flush()
             except (BokehClientError, TimeoutError) as exc:
                 log.warning("could not send the last queued changes before closing: %r", exc)
-        tasks = (self._outbox.stop(), self._resync, self._reconnector)
+        tasks = (self._docsync.outbox.stop(), self._repull, self._reconnector.cancel())
         for task in tasks:
             if task is not None:
                 task.cancel()
@@ -496,8 +388,9 @@ class AsyncClientSession:
                 await asyncio.gather(task, return_exceptions=True)
         if conn is not None:
             await conn.close(1000, why)
-        if self._document is not None:
-            await self._on_home(self._detach)
+        if self._docsync.document is not None:
+            await self._docsync.on_home(self._docsync.detach)
+        self._lifecycle.move(PHASE_CLOSED)
         self._status.publish(state=SessionState.CLOSED)
 
     async def wait_closed(self) -> None:
@@ -527,32 +420,18 @@ class AsyncClientSession:
         """Connect if needed, then replace the local document with the server's.
 
         The first pull creates ``document``; later pulls overwrite the same object
-        in place without echoing RootRemoved/RootAdded back to the server.
+        in place without echoing RootRemoved/RootAdded back to the server. A pull
+        that raised (timeout, interrupt, cancel) changes nothing, even when its
+        reply arrives later.
 
         Raises:
             ServerError: the server answered with ERROR.
             plus the errors of ``connect`` and ``Timeout``/``ConnectionClosed``.
         """
         await self.connect()
-        async with self._deadline(MsgType.PULL_DOC_REQ):
+        async with self._deadline("pull()"):
             await self._pull_now()
         self._last_op = "pull"
-
-    async def _pull_now(self) -> None:
-        conn = self._require_conn()
-        installed: concurrent.futures.Future[None] = concurrent.futures.Future()
-
-        def on_reply(reply: WireMessage) -> None:
-            # Called by the reader: the install is queued for the home thread in
-            # arrival order, before any patch the server sent after its reply.
-            self._post_home(lambda: _run_into(installed, lambda: self._install_pulled(reply)))
-
-        async with self._locked_send():
-            await self._outbox.send_all(conn)
-            future = await conn.send(MsgType.PULL_DOC_REQ, {}, on_reply=on_reply)
-        await future
-        self._publish_traffic()
-        await asyncio.wrap_future(installed)
 
     async def push(self, document: Document | None = None) -> None:
         """Connect if needed, then replace the server's document with ``document``.
@@ -564,44 +443,23 @@ class AsyncClientSession:
             ValueError: ``document`` differs from the already attached one.
             ServerError: the server refused the document.
         """
-        if self._document is not None and document is not None and document is not self._document:
+        attached = self._docsync.document
+        if attached is not None and document is not None and document is not attached:
             raise ValueError("Cannot push() a different document from existing session.document")
         await self.connect()
-        async with self._deadline(MsgType.PUSH_DOC):
+        async with self._deadline("push()"):
             await self._push_now(document)
         self._last_op = "push"
-        if self._home is None:  # the sync facade starts them on its home thread
+        if self._docsync.home_is_loop:  # the sync facade starts them on its home thread
             self.start_callbacks()
 
-    async def _push_now(self, document: Document | None) -> None:
-        conn = self._require_conn()
-        async with self._locked_send():
-            await self._outbox.send_all(conn)
-            content = await self._on_home(lambda: self._prepare_push(document))
-            if content.restore is not None:
-                # Refuse before the PUSH-DOC: the server must not keep a document
-                # whose arrays could not follow.
-                restore_buffers = [data for _, data in content.restore[1]]
-                check_fragment_sizes(restore_buffers, self._max_message_size)
-            self._push_in_progress = True  # echo patches may arrive before send() returns
-            try:
-                future = await conn.send(
-                    MsgType.PUSH_DOC, JsonText(content.text), buffers=content.buffers
-                )
-            finally:
-                self._push_in_progress = False
-            self._push_reply = future
-            restored = None
-            if content.restore is not None:
-                # bokeh < 3.9: the arrays follow as binary buffers in a PATCH-DOC
-                # (see _bokeh.DocumentContent), sent before anything else.
-                text, buffers = content.restore
-                restored = await conn.send(MsgType.PATCH_DOC, JsonText(text), buffers=buffers)
-        if restored is None:
-            await future
-        else:
-            await asyncio.gather(future, restored)  # the first error, PUSH-DOC's if both fail
-        self._publish_traffic()
+    def start_callbacks(self) -> None:
+        """Start the pushed document's session callbacks (on its home thread).
+
+        ``push()`` leaves them stopped until it has returned, as bokeh.client does,
+        so a callback may use the session the caller just got back.
+        """
+        self._docsync.start_callbacks()
 
     async def request_server_info(self) -> ServerInfo:
         """Return the server's ``{"version_info": {"bokeh": ..., "server": ...}}``.
@@ -611,7 +469,7 @@ class AsyncClientSession:
         await self.connect()
         if self._server_info is None:
             assert self._server_info_reply is not None
-            async with self._deadline(MsgType.SERVER_INFO_REQ):
+            async with self._deadline("request_server_info()"):
                 await self._server_info_reply
             self._publish_traffic()
         if self._server_info is None:  # the reply was malformed and ended the connection
@@ -630,18 +488,28 @@ class AsyncClientSession:
         Raises:
             ServerError: the server rejected one of the patches sent since the
                 last round trip (the first such error; all are logged).
+            MessageTooBig: a local change since the last round trip was over
+                ``max_message_size`` and was not sent (the session goes on).
+            ServerUnreachable: the server is gone and the reconnect did not
+                succeed within ``Reconnect.request_grace``.
+            Timeout: the round trip took longer than ``timeout``.
         """
         await self.connect()
         conn = self._require_conn()
-        async with self._deadline(MsgType.SERVER_INFO_REQ):
+        async with self._deadline("force_roundtrip()"):
             async with self._locked_send():
-                await self._outbox.send_all(conn)
+                await self._docsync.outbox.send_all(conn)
                 future = await conn.send(MsgType.SERVER_INFO_REQ, {})
-            await future
-        # Patches that arrived before the reply were posted to the home thread
-        # first; the blocking wait of the sync API applies them before returning.
+            try:
+                await future
+            except BaseException:
+                future.cancel()  # abandoned: its late reply is dropped
+                raise
+            # Patches that arrived before the reply were queued for the home
+            # thread first: wait until they are applied.
+            await self._docsync.on_home(_nothing)
         self._publish_traffic()
-        errors = self._outbox.take_errors()
+        errors = self._docsync.outbox.take_errors()
         if errors:
             raise errors[0]
 
@@ -649,324 +517,13 @@ class AsyncClientSession:
         """The HTML ``<script>`` that shows this session (or one model of it) live."""
         return _bokeh.server_session_script(model, self._id, self.app_url)
 
-    # -- internals: loop binding and state -----------------------------------------
+    def abandon_home_work(self) -> None:
+        """Cancel home-thread work of requests still running (thread-safe).
 
-    def _bind_loop(self) -> asyncio.AbstractEventLoop:
-        loop = asyncio.get_running_loop()
-        if self._loop is None:
-            self._loop = loop
-            self._connect_lock = asyncio.Lock()
-            self._send_lock = asyncio.Lock()
-            self._settled = asyncio.Event()
-            self._ended = asyncio.Event()
-        elif self._loop is not loop:
-            raise SessionStateError("a session must be used on the event loop it connected on")
-        return loop
+        The synchronous facade calls this when a blocking call is interrupted
+        (KeyboardInterrupt): the request is being cancelled on the I/O loop, and
+        whatever it queued for the home thread (a pulled document's install) must
+        not run when the home loop next drains.
+        """
+        self._docsync.abandon_home_work()
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise SessionStateError(f"session {self._id[:8]}… is closed; open a new one")
-
-    def _require_conn(self) -> Connection:
-        conn = self._conn
-        if conn is None:
-            raise SessionStateError("not connected")
-        if conn.closed:
-            assert conn.failure is not None
-            raise conn.failure
-        return conn
-
-    def _locked_send(self) -> asyncio.Lock:
-        assert self._send_lock is not None
-        return self._send_lock
-
-    @contextlib.asynccontextmanager
-    async def _deadline(self, what: MsgType) -> AsyncIterator[None]:
-        """Bound a whole operation (lock waits, writes, reply) by ``timeout``."""
-        try:
-            async with asyncio.timeout(self._timeout):
-                yield
-        except TimeoutError:
-            raise Timeout(str(what), self._timeout) from None
-
-    def _publish_extra(self, **values: Any) -> None:
-        self._status.publish(extra={**self.status.extra, **values})
-
-    def _publish_traffic(self) -> None:
-        conn = self._conn
-        if conn is not None:
-            stats = conn.stats
-            self._status.publish(
-                messages_in=stats.messages_in,
-                messages_out=stats.messages_out,
-                bytes_in=conn.bytes_in,
-                bytes_out=conn.bytes_out,
-                last_rtt=stats.last_rtt,
-                last_activity=stats.last_activity,
-            )
-
-    async def _on_home(self, fn: Callable[[], T]) -> T:
-        home = self._home
-        if home is None or home.loop.is_closed():
-            return fn()  # no home loop (async API), or its thread is gone
-        result: concurrent.futures.Future[T] = concurrent.futures.Future()
-
-        home.post(lambda: _run_into(result, fn))
-        return await asyncio.wrap_future(result)
-
-    def _on_connection_closed(self, error: BokehClientError) -> None:
-        """Reader callback: the connection ended (I/O loop)."""
-        if self._closed or self._opening:
-            return
-        self._failure = error
-        self._outbox.stop()
-        if self._reconnector is not None and not self._reconnector.done():
-            return  # a reconnect in progress lost its new connection: it retries
-        if self._policy is not None and not isinstance(error, MessageTooBig):
-            assert self._settled is not None
-            assert self._loop is not None
-            self._settled.clear()
-            self._status.publish(state=SessionState.RECONNECTING, last_error=str(error))
-            self._reconnector = self._loop.create_task(
-                self._reconnect(self._policy, error),
-                name=f"bokeh-nb-client reconnect {self._id[:8]}",
-            )
-            return
-        state = SessionState.DISCONNECTED
-        if not (isinstance(error, ConnectionClosed) and error.code in (1000, 1001)):
-            state = SessionState.ERROR
-        self._status.publish(state=state, last_error=str(error))
-        self._end()
-
-    def _end(self) -> None:
-        """The session is over for good (without ``close()``): stop callbacks, wake waiters."""
-        if self._document is not None:
-            self._post_home(self._stop_callbacks)
-        for event in (self._settled, self._ended):
-            if event is not None:
-                event.set()
-
-    async def _reconnect(self, policy: Reconnect, error: BokehClientError) -> None:
-        """Reconnect with backoff, then resynchronise the document (see reconnect.py)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + policy.give_up_after
-        last = error
-        for attempt, delay in enumerate(policy.delays(), start=1):
-            if attempt > 1 and loop.time() + delay > deadline:
-                break
-            await asyncio.sleep(delay)
-            self._publish_extra(reconnect_attempt=attempt)
-            try:
-                # The writer starts after the resync: queued changes must not reach
-                # a server session that may be a brand-new one.
-                await self._open(loop, start_writer=False)
-                await self._resynchronise(policy)
-                self._start_writer(loop)
-            except BokehClientError as exc:
-                last = exc
-                log.info("session %s…: reconnect attempt %d failed: %s", self._id[:8], attempt, exc)
-                self._status.publish(last_error=f"reconnect attempt {attempt} failed: {exc}")
-                if self._conn is not None and not self._conn.closed:
-                    await self._conn.close(1000, "resync failed")
-                continue
-            self._failure = None
-            assert self._settled is not None
-            self._settled.set()
-            self._publish_extra(reconnects=self.status.extra.get("reconnects", 0) + 1)
-            self._status.publish(state=SessionState.CONNECTED)
-            return
-        self._failure = last
-        self._status.publish(state=SessionState.ERROR, last_error=f"gave up reconnecting: {last}")
-        self._end()
-
-    async def _resynchronise(self, policy: Reconnect) -> None:
-        mode = self._last_op if policy.mode == "auto" else policy.mode
-        if mode is None or self._document is None:
-            return
-        pending: list[Any] = []
-        pending.extend(self._outbox.take_queued_events())
-        unacknowledged = self._outbox.take_unacknowledged()
-        if mode == "push":
-            await self._push_now(None)  # the Document holds every local change
-            return
-        await self._pull_now()
-        discarded = describe_events(pending)
-        if unacknowledged:
-            discarded.append(
-                f"{unacknowledged} batch(es) of changes sent but not acknowledged before the "
-                "connection dropped (the re-pulled document shows whether they arrived)"
-            )
-        if discarded:
-            self._discarded.extend(discarded)
-            shown = "; ".join(discarded[:10]) + (" ..." if len(discarded) > 10 else "")
-            message = (
-                f"session {self._id[:8]}… reconnected and re-pulled the server's document; "
-                f"{len(discarded)} local change(s) were discarded: {shown}"
-            )
-            log.warning("%s", message)
-            # Warn on the home thread, where the user's code runs and sees it.
-            self._post_home(lambda: warnings.warn(message, ChangesDiscardedWarning, stacklevel=1))
-
-    def _post_home(self, fn: Callable[[], None]) -> None:
-        if self._home is None:
-            fn()
-        else:
-            self._home.post(fn)
-
-    # -- internals: outgoing -------------------------------------------------------
-
-    def _document_changed(self, event: Any) -> None:
-        """Document change callback, on the home thread. Must stay cheap."""
-        kind = _bokeh.classify_event(event)
-        if kind == "patch":
-            if self._suppress_outgoing or _bokeh.event_setter(event) is self:
-                return
-            if self._closed or (self._ended is not None and self._ended.is_set()):
-                log.warning(
-                    "session %s… is not connected: a local change was not sent (%s)",
-                    self._id[:8],
-                    type(event).__name__,
-                )
-                return
-            assert self._document is not None
-            self._outbox.put(_bokeh.encode_events(self._document, [event]))
-        elif kind == "callback_added" and self._scheduler is not None:
-            callback = _bokeh.event_callback(event)
-            self._scheduler.add(callback.id, _bokeh.callback_spec(callback))
-        elif kind == "callback_removed" and self._scheduler is not None:
-            self._scheduler.remove(_bokeh.event_callback(event).id)
-
-    async def _flush(self) -> None:
-        async with self._locked_send():
-            await self._outbox.send_all(self._require_conn())
-
-    def _patch_rejected(self, error: ServerError) -> None:
-        log.warning("the server rejected a patch from session %s…: %s", self._id[:8], error.text)
-        self._status.publish(last_error=str(error))
-
-    # -- internals: incoming -------------------------------------------------------
-
-    def _on_patch(self, message: WireMessage) -> None:
-        """Reader callback for a server PATCH-DOC (I/O loop)."""
-        push = self._push_reply
-        if self._push_in_progress or (push is not None and not push.done()):
-            log.debug("ignoring a PATCH-DOC that echoes our PUSH-DOC")
-            return
-        self._post_home(lambda: self._apply_patch(message))
-        self._publish_traffic()
-
-    def _apply_patch(self, message: WireMessage) -> None:
-        """Apply one server patch on the home thread."""
-        doc = self._document
-        if doc is None or self._closed:
-            return
-        outcome = _bokeh.apply_patch(doc, message.content, message.buffers, setter=self)
-        if outcome.error is not None:
-            log.warning(
-                "session %s…: a server patch could not be applied (%r); re-pulling the document",
-                self._id[:8],
-                outcome.error,
-            )
-            self._status.publish(last_error=f"re-pulled after a patch failed: {outcome.error!r}")
-            loop = self._loop
-            if loop is not None:
-                loop.call_soon_threadsafe(self._start_resync)
-
-    def _start_resync(self) -> None:
-        if self._closed or (self._resync is not None and not self._resync.done()):
-            return
-        assert self._loop is not None
-        self._resync = self._loop.create_task(
-            self._resync_document(), name="bokeh-nb-client re-pull"
-        )
-
-    async def _resync_document(self) -> None:
-        try:
-            await self.pull()
-        except BokehClientError as exc:
-            log.warning("session %s…: re-pull failed: %s", self._id[:8], exc)
-            self._status.publish(last_error=f"re-pull failed: {exc}")
-        except Exception as exc:
-            log.exception("session %s…: re-pull failed", self._id[:8])
-            self._status.publish(last_error=f"re-pull failed: {exc!r}")
-
-    # -- internals: on the home thread -------------------------------------------------
-
-    def _install_pulled(self, reply: WireMessage) -> None:
-        try:
-            self._install_document(reply)
-        except BokehClientError:
-            raise
-        except Exception as exc:
-            # The reply could not be read as a document: nothing was changed.
-            raise RemoteProtocolError(
-                f"the server's PULL-DOC-REPLY could not be loaded as a document: {exc!r}"
-            ) from exc
-
-    def _install_document(self, reply: WireMessage) -> None:
-        if self._document is None:
-            doc = _bokeh.new_document_from_reply(reply.content, reply.buffers)
-            self._attach(doc)
-        else:
-            old_roots = {root.id for root in self._document.roots}
-            self._suppress_outgoing += 1
-            try:
-                _bokeh.replace_document_from_reply(self._document, reply.content, reply.buffers)
-            finally:
-                self._suppress_outgoing -= 1
-            new_roots = {root.id for root in self._document.roots}
-            if old_roots and new_roots and old_roots.isdisjoint(new_roots):
-                log.info(
-                    "session %s…: the server session was recreated (server restart or "
-                    "expiry): the re-pulled document has new model ids",
-                    self._id[:8],
-                )
-                self._publish_extra(session_recreated=True)
-        self._publish_document_counts()
-
-    def _prepare_push(self, document: Document | None) -> _bokeh.DocumentContent:
-        doc = document or self._document or Document()
-        content = _bokeh.document_content(doc)
-        if self._document is None:
-            self._attach(doc, start_callbacks=False)  # they start once push() returned
-        self._publish_document_counts()
-        return content
-
-    def start_callbacks(self) -> None:
-        """Start the attached document's session callbacks (home thread; idempotent)."""
-        if self._document is not None and self._scheduler is not None:
-            for callback in _bokeh.document_session_callbacks(self._document):
-                self._scheduler.add(callback.id, _bokeh.callback_spec(callback))
-
-    def _attach(self, doc: Document, *, start_callbacks: bool = True) -> None:
-        self._document = doc
-        loop = self._home.loop if self._home is not None else self._loop
-        assert loop is not None
-        self._scheduler = CallbackScheduler(loop)
-        doc.on_change(self._document_changed)
-        if start_callbacks:
-            self.start_callbacks()
-
-    def _detach(self) -> None:
-        doc = self._document
-        if doc is not None:
-            doc.remove_on_change(self._document_changed)
-        self._stop_callbacks()
-
-    def _stop_callbacks(self) -> None:
-        if self._scheduler is not None:
-            self._scheduler.stop()
-
-    def _publish_document_counts(self) -> None:
-        doc = self._document
-        if doc is not None:
-            self._status.publish(roots=len(doc.roots), models=len(list(doc.models)))
-
-
-def _run_into(result: concurrent.futures.Future[T], fn: Callable[[], T]) -> None:
-    """Run ``fn`` and put its outcome into ``result`` (unless it was cancelled)."""
-    if result.set_running_or_notify_cancel():
-        try:
-            result.set_result(fn())
-        except BaseException as exc:  # noqa: BLE001 - forwarded to whoever awaits ``result``
-            result.set_exception(exc)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import ssl as ssl_module
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from ..exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK
 from ..protocol.wire import Fragment
 
-__all__ = ["Transport", "closed_error"]
+__all__ = ["Transport", "TransportFactory", "closed_error"]
 
 
 class Transport(Protocol):
@@ -36,6 +37,29 @@ class Transport(Protocol):
 
     async def close(self, code: int = 1000, reason: str = "closed") -> None:
         """Close the channel; idempotent."""
+        ...
+
+
+class TransportFactory(Protocol):
+    """The seam through which a session opens its transport.
+
+    ``AiohttpTransport.open`` in production; tests pass a factory that returns an
+    in-memory transport (``AsyncClientSession(transport_factory=...)``), as httpx
+    takes ``transport=``. Must raise this package's connect errors only.
+    """
+
+    async def __call__(
+        self,
+        url: str,
+        *,
+        token: str,
+        max_message_size: int,
+        timeout: float,
+        headers: Mapping[str, str] | None = None,
+        cookies: Mapping[str, str] | None = None,
+        ssl: ssl_module.SSLContext | bool | None = None,
+    ) -> Transport:
+        """Open a transport to ``url`` with the Bokeh subprotocols and ``token``."""
         ...
 
 

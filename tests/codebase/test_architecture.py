@@ -312,22 +312,72 @@ def test_importing_the_extension_contract_loads_no_server_or_kernel_module() -> 
 
 
 # Lower layers must not import higher ones (PROTOCOL ← transport ← connection ←
-# session ← client / jupyter). Modules not listed here are not checked.
+# document sync ← session ← client / jupyter). Every module of the package is
+# listed (a new module fails test_every_module_has_a_layer until it is placed).
 LAYER = {
     "bokeh_nb_client.exceptions": 0,
     "bokeh_nb_client.protocol": 1,
     "bokeh_nb_client.status": 1,
     "bokeh_nb_client.engine": 1,
     "bokeh_nb_client._bokeh": 1,
+    "bokeh_nb_client.lifecycle": 1,
+    "bokeh_nb_client.pending": 1,
+    "bokeh_nb_client.reconnect": 1,
     "bokeh_nb_client.transport": 2,
     "bokeh_nb_client.callbacks": 2,
+    "bokeh_nb_client.options": 2,
     "bokeh_nb_client.connection": 3,
-    "bokeh_nb_client.session": 4,
-    "bokeh_nb_client.client": 5,
-    "bokeh_nb_client.async_api": 5,
-    "bokeh_nb_client.jupyter": 6,
-    "bokeh_nb_client.server_extension": 6,
+    "bokeh_nb_client.outbox": 4,
+    "bokeh_nb_client.docsync": 5,
+    # The session is three modules of one layer: the public surface, its core,
+    # and the reconnect orchestration (which names the session for typing only).
+    "bokeh_nb_client.reconnector": 6,
+    "bokeh_nb_client.session_core": 6,
+    "bokeh_nb_client.session": 6,
+    "bokeh_nb_client.inline": 7,
+    "bokeh_nb_client.client": 7,
+    "bokeh_nb_client.async_api": 7,
+    "bokeh_nb_client.local_server": 7,
+    "bokeh_nb_client.jupyter": 8,
+    "bokeh_nb_client.server_extension": 8,
+    "bokeh_nb_client.apps": 8,
+    "bokeh_nb_client.demo": 9,
 }
+#: The package's ``__init__`` (lazy re-exports, ``__version__``) sits beside the
+#: layers: ``from bokeh_nb_client import _bokeh`` names a submodule, not it.
+PACKAGE_ROOT = "bokeh_nb_client"
+
+#: The one declared upward hook: ``inline.py`` loads the notebook front end by
+#: name (``client.show()`` displays inline in a kernel), so the synchronous API
+#: does not import the Jupyter layer. Any other reference by name is a violation.
+DECLARED_HOOKS = {"bokeh_nb_client.inline": ("bokeh_nb_client.jupyter.display",)}
+
+
+def test_every_module_has_a_layer() -> None:
+    unlisted = [
+        name
+        for name in map(module_name, SOURCES)
+        if name != PACKAGE_ROOT and layer_of(name) is None
+    ]
+    report(unlisted, "every module of the package is placed in LAYER")
+
+
+def test_only_declared_hooks_name_a_higher_layer() -> None:
+    violations = []
+    for path in SOURCES:
+        module = module_name(path)
+        own = layer_of(module)
+        if own is None:
+            continue
+        for node in ast.walk(parse(path)):
+            if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+                continue
+            target = layer_of(node.value) if node.value.startswith("bokeh_nb_client.") else None
+            if target is None or target <= own:
+                continue
+            if node.value not in DECLARED_HOOKS.get(module, ()):
+                violations.append(f"{module} names {node.value!r} (layer {target})")
+    report(violations, "a higher layer is reached by name only through a declared hook")
 
 
 def layer_of(module: str) -> int | None:

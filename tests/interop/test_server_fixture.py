@@ -34,7 +34,9 @@ EXPECTED_APPS = (
     "bytes_roots",
     "changes",
     "empty",
+    "flood",
     "large",
+    "partial",
     "sink",
     "ticker",
 )

@@ -204,3 +204,41 @@ def test_callback_removing_itself_finishes_its_run_and_stops() -> None:
         assert runs == 1
 
     run(main)
+
+
+def test_callback_added_from_another_thread_wakes_the_idle_loop() -> None:
+    """Issue 11 item 3: bokeh's add_next_tick_callback from a worker thread.
+
+    The loop is idle (no timer that would wake it) while a worker thread schedules
+    a next-tick callback; the callback must run on the loop's thread without any
+    other event waking the loop. ``WAIT`` is a hang guard.
+    """
+    import threading
+    import time
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        scheduler = CallbackScheduler(loop)
+        ran = threading.Event()
+        threads: list[int] = []
+
+        def callback() -> None:
+            threads.append(threading.get_ident())
+            ran.set()
+
+        def schedule() -> None:
+            # Let the loop settle into its idle wait first: that is where the
+            # kernel's loop sits between cells, and where an unwoken loop stays.
+            # (Not synchronisation: the assertion holds however long this is.)
+            time.sleep(0.2)
+            scheduler.add("tick", CallbackSpec("next_tick", 0.0, callback))
+
+        worker = threading.Thread(target=schedule)
+        worker.start()
+        # Wait without arming a timer on this loop: only the scheduling can wake it.
+        waiter = loop.run_in_executor(None, ran.wait, WAIT)
+        assert await waiter, "the callback did not run: the loop was not woken"
+        worker.join()
+        assert threads == [threading.get_ident()]
+
+    run(main)
