@@ -177,7 +177,7 @@ def unload_ipython_extension(ipython: object) -> None:
 
     if not isinstance(ipython, InteractiveShell):
         raise TypeError(f"expected an IPython InteractiveShell, got {type(ipython).__name__}")
-    from .display import mark_views_closed
+    from .views import mark_views_closed
 
     closing = registry.items()
     failures = registry.close_all()

@@ -37,7 +37,7 @@ from ..client import ClientSession, pull_session, push_session, show_session
 from ..exceptions import SessionStateError, TransportError
 from ..session import AsyncClientSession, live_sessions
 from ..status import SessionState
-from . import display as render
+from . import rendering as render
 from ._ipython import (
     argument,
     display,
@@ -45,7 +45,8 @@ from ._ipython import (
     magic_arguments,
     parse_argstring,
 )
-from .sessions import kernel_sessions, namespace_sessions
+from .sessions import close_session, kernel_sessions, namespace_sessions
+from .views import live_views
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
@@ -263,7 +264,8 @@ class BokehMagics(Magics):
                     controller=get_browser_controller(browser=self._config.browser),
                 )
                 return
-            render.display_inline(session.app_url, session.id, model=model)
+            inner = session.async_session if isinstance(session, ClientSession) else session
+            live_views().show(session.app_url, session.id, session=inner, model=model)
 
     # -- %bokeh_sessions ---------------------------------------------------------------
 
@@ -324,9 +326,7 @@ class BokehMagics(Magics):
                     raise UsageError(f"{args.name} is not a session")
                 targets = [(args.name, value)]
             for name, session in targets:
-                session.close()
-                self._sessions.forget_session(session)
-                self._mark_views_closed(session)
+                close_session(session)
                 print(f"closed {name} ({render.short_id(session.id)})")
             if args.all:
                 rows = kernel_sessions(sessions=self._sessions, shell=self._shell)
@@ -427,8 +427,7 @@ class BokehMagics(Magics):
         if previous is not None and self._sessions.name_of(previous) is None:
             # The name's previous session is bound nowhere else: close it rather
             # than leak it (documented on %bokeh_pull).
-            previous.close()
-            self._mark_views_closed(previous)
+            close_session(previous)
         self._shell.push({name: session})  # type: ignore[no-untyped-call]
 
     # -- helpers: the kernel's sessions ------------------------------------------------
@@ -450,9 +449,6 @@ class BokehMagics(Magics):
                 seen.add(id(session))
                 targets.append((name, session))
         return targets
-
-    def _mark_views_closed(self, session: ClientSession) -> None:
-        render.mark_views_closed(session.app_url, session.id)
 
 
 def _looks_like_url(text: str) -> bool:

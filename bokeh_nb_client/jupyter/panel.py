@@ -74,12 +74,12 @@ from ..session import AsyncClientSession
 from ..status import SessionState, SessionStatus
 from ._ipython import get_ipython
 from .browse import ServerListing
-from .display import SessionRow, render_sessions, short_id
 from .panel_actions import OwnedTasks, ViewArea, run_action
 from .panel_browser import ServerBrowser
 from .panel_rows import ACTIONS, SessionRowView, row_closed
 from .panel_text import redact
 from .panel_throttle import DEFAULT_INTERVAL, StatusThrottle
+from .rendering import SessionRow, render_sessions, short_id
 from .sessions import RowKind, Steerable, kernel_sessions, kind_of
 
 __all__ = [

@@ -25,9 +25,9 @@ from ..client import ClientSession
 from ..protocol import urls
 from ._ipython import get_ipython
 from .browse import AppInfo, ServerListing, list_apps, normalize_server_url
-from .display import short_id
 from .panel_actions import OwnedTasks, drive, log_failure
 from .panel_text import esc, note_html, now, redact
+from .rendering import short_id
 
 __all__ = ["ServerBrowser"]
 

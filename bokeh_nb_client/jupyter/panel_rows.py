@@ -20,7 +20,6 @@ import ipywidgets as widgets
 from ..client import ClientSession
 from ..session import AsyncClientSession
 from ..status import SessionState, SessionStatus
-from .display import render_status, short_id
 from .panel_text import (
     ENDED,
     LIVE,
@@ -32,6 +31,7 @@ from .panel_text import (
     state_text,
     stats_text,
 )
+from .rendering import render_status, short_id, state_colour
 from .sessions import RowKind, Steerable
 
 __all__ = ["ACTIONS", "SessionRowView", "row_closed"]
@@ -67,16 +67,6 @@ _UNSTEERABLE = (
     "The panel cannot tell which loop runs this session (it is bound to no name in this "
     "kernel); bind it to a variable and refresh the panel"
 )
-
-_STATE_COLOURS: Mapping[SessionState, str] = {
-    SessionState.CONNECTED: "#2e7d32",
-    SessionState.CONNECTING: "#b26a00",
-    SessionState.RECONNECTING: "#b26a00",
-    SessionState.NOT_CONNECTED: "#757575",
-    SessionState.CLOSED: "#757575",
-    SessionState.DISCONNECTED: "#c62828",
-    SessionState.ERROR: "#c62828",
-}
 
 
 class SessionRowView(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
@@ -216,7 +206,7 @@ class SessionRowView(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyp
         session = self._session
         app_url = session.app_url if session is not None else app_url_of(status)
         server, app = server_and_app(app_url)
-        colour = _STATE_COLOURS.get(status.state, "#757575")
+        colour = state_colour(status.state)
         label = ", ".join(self._names) or "(unnamed)"
         kind = {"sync": "ClientSession", "async": "AsyncClientSession"}.get(self._kind, "")
         self._title.value = (
