@@ -135,7 +135,9 @@ def render_status(session: SessionLike, name: str | None = None) -> Rendered:
         ("state", status.state.value),
     ]
     if status.last_error:
-        rows.append(("last error", status.last_error))
+        # once (re)connected, the error that ended the previous connection is history
+        label = "earlier error" if status.state is SessionState.CONNECTED else "last error"
+        rows.append((label, status.last_error))
     width = max(len(key) for key, _ in rows)
     text = "\n".join([title, *(f"  {key:<{width}}  {value}" for key, value in rows)])
 
