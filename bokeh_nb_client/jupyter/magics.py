@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import re
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -78,6 +79,10 @@ def _reported_as(magic: str) -> Iterator[None]:
         raise UsageError(prefix + str(exc)) from exc
     except (TransportError, SessionStateError, ValueError) as exc:
         raise UsageError(prefix + str(exc)) from exc
+    except KeyboardInterrupt as exc:
+        # The blocking call was cancelled on the engine (and a half-opened
+        # session closed); a traceback through the engine would say nothing more.
+        raise UsageError(prefix + "interrupted; the operation was cancelled") from exc
 
 
 @magics_class
@@ -106,8 +111,9 @@ class BokehMagics(Magics):
         nargs="?",
         default=None,
         help=(
-            "The app's URL, e.g. http://localhost:5006/myapp, or just the app's name, "
-            "resolved against BokehClient.default_url (default: that URL itself)."
+            "The app's URL, e.g. http://localhost:5006/myapp (or localhost:5006/myapp: "
+            "host:port is a server), or just the app's name, resolved against "
+            "BokehClient.default_url (default: that URL itself)."
         ),
     )
     @argument("--session-id", default=None, help="Join this server session (default: a new one).")
@@ -359,6 +365,10 @@ class BokehMagics(Magics):
             return base
         if "://" in url:
             return url
+        if _HOST_PORT.match(url):
+            # "127.0.0.1:5006/app", "localhost:5006", "[::1]:5006/app": a server URL
+            # without its scheme, not an app name under default_url.
+            return "http://" + url
         return base.rstrip("/") + "/" + url.strip("/")
 
     def _evaluate(self, expr: str) -> Any:
@@ -451,8 +461,15 @@ class BokehMagics(Magics):
         return targets
 
 
+#: A server address without a scheme: ``host:port`` (a name, IPv4 or bracketed
+#: IPv6 address, then a port), alone or followed by a path.
+_HOST_PORT = re.compile(
+    r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?):\d{1,5}(/|$)"
+)
+
+
 def _looks_like_url(text: str) -> bool:
-    return "://" in text
+    return "://" in text or _HOST_PORT.match(text) is not None
 
 
 def _key_values(pairs: list[str]) -> dict[str, str]:
