@@ -36,7 +36,7 @@ from IPython.core.magic import Magics, magics_class
 from .. import _bokeh
 from ..client import ClientSession, pull_session, push_session, show_session
 from ..exceptions import SessionStateError, TransportError
-from ..session import AsyncClientSession, live_sessions
+from ..session import AsyncClientSession
 from ..status import SessionState
 from . import rendering as render
 from ._ipython import (
@@ -46,7 +46,7 @@ from ._ipython import (
     magic_arguments,
     parse_argstring,
 )
-from .sessions import close_session, kernel_sessions, namespace_sessions
+from .sessions import closable_sessions, close_session, kernel_sessions, known_sessions
 from .views import live_views
 
 if TYPE_CHECKING:
@@ -320,7 +320,7 @@ class BokehMagics(Magics):
             if (args.name is None) == (not args.all):
                 raise UsageError("give a NAME or --all (not both)")
             if args.all:
-                targets = self._closable()
+                targets = closable_sessions(self._sessions, self._shell)
             else:
                 value = self._lookup(args.name)
                 if isinstance(value, AsyncClientSession):
@@ -423,7 +423,12 @@ class BokehMagics(Magics):
         if isinstance(value, _bokeh.Model):
             doc = value.document
             owner = next(
-                (s for s in self._known_sessions() if doc is not None and s.document is doc), None
+                (
+                    s
+                    for s in known_sessions(self._sessions, self._shell)
+                    if doc is not None and s.document is doc
+                ),
+                None,
             )
             if owner is None:
                 raise UsageError(
@@ -439,26 +444,6 @@ class BokehMagics(Magics):
             # than leak it (documented on %bokeh_pull).
             close_session(previous)
         self._shell.push({name: session})  # type: ignore[no-untyped-call]
-
-    # -- helpers: the kernel's sessions ------------------------------------------------
-
-    def _known_sessions(self) -> list[ClientSession | AsyncClientSession]:
-        """Sync sessions of the registry and namespace first, then every live async one."""
-        found: list[ClientSession | AsyncClientSession] = [s for _, s in self._sessions.items()]
-        found += [s for _, s in namespace_sessions(self._shell)]
-        found += live_sessions()
-        return found
-
-    def _closable(self) -> list[tuple[str, ClientSession]]:
-        seen: set[int] = set()
-        targets: list[tuple[str, ClientSession]] = []
-        for name, session in [*self._sessions.items(), *namespace_sessions(self._shell)]:
-            if isinstance(session, ClientSession) and id(session) not in seen:
-                if session.status.state is SessionState.CLOSED:
-                    continue
-                seen.add(id(session))
-                targets.append((name, session))
-        return targets
 
 
 #: A server address without a scheme: ``host:port`` (a name, IPv4 or bracketed

@@ -33,11 +33,13 @@ if TYPE_CHECKING:
 __all__ = [
     "RowKind",
     "Steerable",
+    "closable_sessions",
     "close_session",
     "find_session",
     "forget_closed",
     "kernel_sessions",
     "kind_of",
+    "known_sessions",
     "namespace_sessions",
 ]
 
@@ -106,6 +108,31 @@ def kernel_sessions(
             # (for example a ClientSession kept in a list): say only what is known.
             rows.append(SessionRow(inner, labels, "async" if labels else "-"))
     return rows
+
+
+def known_sessions(sessions: SessionRegistry, shell: InteractiveShell | None) -> list[Steerable]:
+    """Sync sessions of the registry and namespace first, then every live async one."""
+    found: list[Steerable] = [s for _, s in sessions.items()]
+    found += [s for _, s in namespace_sessions(shell)]
+    found += live_sessions()
+    return found
+
+
+def closable_sessions(
+    sessions: SessionRegistry, shell: InteractiveShell | None
+) -> list[tuple[str, ClientSession]]:
+    """``(name, session)`` for each open ClientSession named by the registry or namespace."""
+    from ..status import SessionState
+
+    seen: set[int] = set()
+    targets: list[tuple[str, ClientSession]] = []
+    for name, session in [*sessions.items(), *namespace_sessions(shell)]:
+        if isinstance(session, ClientSession) and id(session) not in seen:
+            if session.status.state is SessionState.CLOSED:
+                continue
+            seen.add(id(session))
+            targets.append((name, session))
+    return targets
 
 
 def find_session(app_url: str, session_id: str) -> AsyncClientSession | None:
