@@ -408,6 +408,7 @@ def pull_session(
     Raises the errors of ``ClientSession.connect``/``pull``; nothing is left open
     on failure.
     """
+    _check_options("pull_session", options)
     ws_url = app_websocket_url(url, app_path)
     session = ClientSession(session_id, ws_url, io_loop, arguments, max_message_size, **options)
     _or_close(session, session.pull)
@@ -427,10 +428,28 @@ def push_session(
     """Open a session on the app at ``url`` and replace its document with ``document``."""
     if not isinstance(document, Document):
         raise TypeError(f"push_session needs a bokeh Document, got {type(document).__name__}")
+    _check_options("push_session", options)
     ws_url = app_websocket_url(url, app_path)
     session = ClientSession(session_id, ws_url, io_loop, None, max_message_size, **options)
     _or_close(session, lambda: session.push(document))
     return session
+
+
+def _check_options(function: str, options: Mapping[str, Any]) -> None:
+    """Refuse unknown ``**options`` naming ``function`` and the closest valid name."""
+    import difflib
+    import inspect
+
+    known = [
+        name
+        for name, p in inspect.signature(AsyncClientSession).parameters.items()
+        if p.kind is p.KEYWORD_ONLY and name != "home"
+    ]
+    for name in options:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f" (options: {', '.join(known)})"
+            raise TypeError(f"{function}() got an unexpected keyword argument {name!r}{hint}")
 
 
 def _or_close(session: ClientSession, action: Any) -> None:

@@ -19,9 +19,12 @@
     ├── ServerError (RuntimeError)       an ERROR reply: .text, .traceback, .reqid
     ├── UnknownModelTypes (ValueError)   the document needs model classes not imported
     │                                    here: .types, .packages
-    └── SessionStateError (RuntimeError) e.g. push before connect, use after close
-        └── ServerOnCallersLoop          a blocking call to a server that runs on
-                                         the caller's own running loop
+    ├── SessionStateError (RuntimeError) e.g. push before connect, use after close
+    │   └── ServerOnCallersLoop          a blocking call to a server that runs on
+    │                                    the caller's own running loop
+    └── DiscoveryError                   listing a server's apps (``discovery``) failed
+        ├── NotABokehServer              something answered, not a Bokeh server
+        └── AuthenticationRequired       401/403 or a login page: .status
 
     BokehClientWarning (UserWarning)
     ├── VersionMismatchWarning           the server's bokeh minor version differs
@@ -40,6 +43,7 @@ Nothing in an exception's message ever contains a token, a secret key or a cooki
 from __future__ import annotations
 
 __all__ = [
+    "AuthenticationRequired",
     "BokehClientError",
     "BokehClientWarning",
     "ChangesDiscardedWarning",
@@ -47,9 +51,11 @@ __all__ = [
     "ConnectionClosed",
     "ConnectionClosedError",
     "ConnectionClosedOK",
+    "DiscoveryError",
     "HandshakeRejected",
     "LocalProtocolError",
     "MessageTooBig",
+    "NotABokehServer",
     "ProtocolError",
     "RemoteProtocolError",
     "ServerError",
@@ -286,6 +292,34 @@ class UnknownModelTypes(BokehClientError, ValueError):
         super().__init__(message)
         self.types = types
         self.packages = packages
+
+
+class DiscoveryError(BokehClientError):
+    """A URL answered, but the apps of a Bokeh server cannot be listed there.
+
+    Raised by ``bokeh_nb_client.discovery`` (the status panel's server browser).
+    What to do: check the URL (a Bokeh server's, with its ``--prefix``, or an
+    app's), or open a session in code if the server needs credentials.
+    """
+
+
+class NotABokehServer(DiscoveryError):
+    """Something answered at the URL, but not like a Bokeh server (the message says what)."""
+
+
+class AuthenticationRequired(DiscoveryError):
+    """The server answered 401/403 or redirected to a login page.
+
+    Browsing sends no credentials; open sessions in code with ``headers=`` or
+    ``cookies=`` instead.
+
+    Attributes:
+        status: the HTTP status (a redirect's, for a login page).
+    """
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class BokehClientWarning(UserWarning):

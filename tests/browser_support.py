@@ -71,6 +71,7 @@ def write_lab_settings(settings_dir: Path) -> None:
     * Notebooks start the kernel named in their metadata without asking: without
       this, JupyterLab 4.6 sometimes shows its "Select Kernel" dialog for a
       notebook that names an installed kernel.
+    * No windowing: cells scrolled out of view stay in the page.
     """
     files = {
         "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
@@ -79,6 +80,8 @@ def write_lab_settings(settings_dir: Path) -> None:
         },
         "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {
             "autoStartDefaultKernel": True,
+            # every cell stays in the page, so tests can read cells out of view
+            "windowingMode": "none",
         },
     }
     for relative, content in files.items():

@@ -8,7 +8,10 @@ What loading the extension does:
 * creates the :class:`~bokeh_nb_client.jupyter.config.BokehClient` configurable and
   adds it to the shell's configurables, so ``%config BokehClient.default_url = ...``
   works (and ``c.BokehClient...`` in an IPython profile);
-* makes ``ClientSession.show()`` and ``show_session()`` honour that configuration.
+* makes ``ClientSession.show()`` and ``show_session()`` honour that configuration;
+* shows expected failures of the synchronous API (a ``BokehClientError``, an
+  interrupted call) as the user's frames and one line of ours, not a traceback
+  through the engine (:mod:`.errors`).
 
 Unloading removes the magics and the configurable and closes every session in
 :data:`registry`, the sessions the magics opened in this kernel (their inline
@@ -42,6 +45,7 @@ from typing import TYPE_CHECKING
 
 from ..client import ClientSession
 from ..exceptions import BokehClientError
+from . import errors
 
 if TYPE_CHECKING:
     from .config import BokehClient
@@ -160,6 +164,8 @@ def load_ipython_extension(ipython: object) -> None:
     _configurables(ipython).append(config)
     magics = BokehMagics(ipython, config=config, sessions=registry)
     ipython.register_magics(magics)
+    if not errors.install(ipython):
+        log.info("another custom exception handler is registered; errors show in full")
     _config = config
 
 
@@ -177,7 +183,7 @@ def unload_ipython_extension(ipython: object) -> None:
 
     if not isinstance(ipython, InteractiveShell):
         raise TypeError(f"expected an IPython InteractiveShell, got {type(ipython).__name__}")
-    from .display import mark_views_closed
+    from .views import mark_views_closed
 
     closing = registry.items()
     failures = registry.close_all()
@@ -188,6 +194,7 @@ def unload_ipython_extension(ipython: object) -> None:
         log.warning("closing session %r failed: %s", name, error)
     for _, session in closing:
         mark_views_closed(session.app_url, session.id)
+    errors.uninstall(ipython)
     manager = ipython.magics_manager
     if manager is not None:
         for kind in ("line", "cell"):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import re
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -35,9 +36,9 @@ from IPython.core.magic import Magics, magics_class
 from .. import _bokeh
 from ..client import ClientSession, pull_session, push_session, show_session
 from ..exceptions import SessionStateError, TransportError
-from ..session import AsyncClientSession, live_sessions
+from ..session import AsyncClientSession
 from ..status import SessionState
-from . import display as render
+from . import rendering as render
 from ._ipython import (
     argument,
     display,
@@ -45,7 +46,8 @@ from ._ipython import (
     magic_arguments,
     parse_argstring,
 )
-from .sessions import kernel_sessions, namespace_sessions
+from .sessions import closable_sessions, close_session, kernel_sessions, known_sessions
+from .views import live_views
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
@@ -77,6 +79,10 @@ def _reported_as(magic: str) -> Iterator[None]:
         raise UsageError(prefix + str(exc)) from exc
     except (TransportError, SessionStateError, ValueError) as exc:
         raise UsageError(prefix + str(exc)) from exc
+    except KeyboardInterrupt as exc:
+        # The blocking call was cancelled on the engine (and a half-opened
+        # session closed); a traceback through the engine would say nothing more.
+        raise UsageError(prefix + "interrupted; the operation was cancelled") from exc
 
 
 @magics_class
@@ -105,8 +111,9 @@ class BokehMagics(Magics):
         nargs="?",
         default=None,
         help=(
-            "The app's URL, e.g. http://localhost:5006/myapp, or just the app's name, "
-            "resolved against BokehClient.default_url (default: that URL itself)."
+            "The app's URL, e.g. http://localhost:5006/myapp (or localhost:5006/myapp: "
+            "host:port is a server), or just the app's name, resolved against "
+            "BokehClient.default_url (default: that URL itself)."
         ),
     )
     @argument("--session-id", default=None, help="Join this server session (default: a new one).")
@@ -263,7 +270,8 @@ class BokehMagics(Magics):
                     controller=get_browser_controller(browser=self._config.browser),
                 )
                 return
-            render.display_inline(session.app_url, session.id, model=model)
+            inner = session.async_session if isinstance(session, ClientSession) else session
+            live_views().show(session.app_url, session.id, session=inner, model=model)
 
     # -- %bokeh_sessions ---------------------------------------------------------------
 
@@ -312,7 +320,7 @@ class BokehMagics(Magics):
             if (args.name is None) == (not args.all):
                 raise UsageError("give a NAME or --all (not both)")
             if args.all:
-                targets = self._closable()
+                targets = closable_sessions(self._sessions, self._shell)
             else:
                 value = self._lookup(args.name)
                 if isinstance(value, AsyncClientSession):
@@ -324,9 +332,7 @@ class BokehMagics(Magics):
                     raise UsageError(f"{args.name} is not a session")
                 targets = [(args.name, value)]
             for name, session in targets:
-                session.close()
-                self._sessions.forget_session(session)
-                self._mark_views_closed(session)
+                close_session(session)
                 print(f"closed {name} ({render.short_id(session.id)})")
             if args.all:
                 rows = kernel_sessions(sessions=self._sessions, shell=self._shell)
@@ -359,6 +365,10 @@ class BokehMagics(Magics):
             return base
         if "://" in url:
             return url
+        if _HOST_PORT.match(url):
+            # "127.0.0.1:5006/app", "localhost:5006", "[::1]:5006/app": a server URL
+            # without its scheme, not an app name under default_url.
+            return "http://" + url
         return base.rstrip("/") + "/" + url.strip("/")
 
     def _evaluate(self, expr: str) -> Any:
@@ -413,7 +423,12 @@ class BokehMagics(Magics):
         if isinstance(value, _bokeh.Model):
             doc = value.document
             owner = next(
-                (s for s in self._known_sessions() if doc is not None and s.document is doc), None
+                (
+                    s
+                    for s in known_sessions(self._sessions, self._shell)
+                    if doc is not None and s.document is doc
+                ),
+                None,
             )
             if owner is None:
                 raise UsageError(
@@ -427,36 +442,19 @@ class BokehMagics(Magics):
         if previous is not None and self._sessions.name_of(previous) is None:
             # The name's previous session is bound nowhere else: close it rather
             # than leak it (documented on %bokeh_pull).
-            previous.close()
-            self._mark_views_closed(previous)
+            close_session(previous)
         self._shell.push({name: session})  # type: ignore[no-untyped-call]
 
-    # -- helpers: the kernel's sessions ------------------------------------------------
 
-    def _known_sessions(self) -> list[ClientSession | AsyncClientSession]:
-        """Sync sessions of the registry and namespace first, then every live async one."""
-        found: list[ClientSession | AsyncClientSession] = [s for _, s in self._sessions.items()]
-        found += [s for _, s in namespace_sessions(self._shell)]
-        found += live_sessions()
-        return found
-
-    def _closable(self) -> list[tuple[str, ClientSession]]:
-        seen: set[int] = set()
-        targets: list[tuple[str, ClientSession]] = []
-        for name, session in [*self._sessions.items(), *namespace_sessions(self._shell)]:
-            if isinstance(session, ClientSession) and id(session) not in seen:
-                if session.status.state is SessionState.CLOSED:
-                    continue
-                seen.add(id(session))
-                targets.append((name, session))
-        return targets
-
-    def _mark_views_closed(self, session: ClientSession) -> None:
-        render.mark_views_closed(session.app_url, session.id)
+#: A server address without a scheme: ``host:port`` (a name, IPv4 or bracketed
+#: IPv6 address, then a port), alone or followed by a path.
+_HOST_PORT = re.compile(
+    r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?):\d{1,5}(/|$)"
+)
 
 
 def _looks_like_url(text: str) -> bool:
-    return "://" in text
+    return "://" in text or _HOST_PORT.match(text) is not None
 
 
 def _key_values(pairs: list[str]) -> dict[str, str]:

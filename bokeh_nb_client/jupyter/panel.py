@@ -9,7 +9,7 @@ The panel is a composite of stock ipywidgets (no front-end build):
   and out, the last round-trip time, the last activity and the last error;
   buttons Pull, Push, Show, Close and Reconnect (:mod:`.panel_rows`);
 * a browser of Bokeh servers (:mod:`.panel_browser`): enter a URL, list its apps
-  (:mod:`.browse`), and open a session on one of them (a new one, or an existing
+  (:mod:`bokeh_nb_client.discovery`), and open a session on one of them (a new one, or an existing
   session id to attach to);
 * an output area where Show puts the live inline view of a session.
 
@@ -70,16 +70,16 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..client import ClientSession
+from ..discovery import ServerListing
 from ..session import AsyncClientSession
 from ..status import SessionState, SessionStatus
 from ._ipython import get_ipython
-from .browse import ServerListing
-from .display import SessionRow, render_sessions, short_id
 from .panel_actions import OwnedTasks, ViewArea, run_action
 from .panel_browser import ServerBrowser
 from .panel_rows import ACTIONS, SessionRowView, row_closed
 from .panel_text import redact
 from .panel_throttle import DEFAULT_INTERVAL, StatusThrottle
+from .rendering import SessionRow, render_sessions, short_id
 from .sessions import RowKind, Steerable, kernel_sessions, kind_of
 
 __all__ = [

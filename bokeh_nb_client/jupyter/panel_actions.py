@@ -29,10 +29,11 @@ from ..client import ClientSession
 from ..engine import get_engine
 from ..exceptions import BokehClientError
 from ..session import AsyncClientSession
-from .display import _view_route, closed_view, inline_view, mark_views_closed, short_id
+from .display import closed_view, inline_view, view_route
 from .panel_rows import SessionRowView
 from .panel_text import now, redact
-from .sessions import Steerable
+from .rendering import short_id
+from .sessions import Steerable, forget_closed
 
 __all__ = ["OwnedTasks", "ViewArea", "drive", "log_failure", "run_action"]
 
@@ -154,6 +155,7 @@ class ViewArea(widgets.Output):  # type: ignore[misc]  # ipywidgets is untyped
         super().__init__()
         self.add_class("bnc-panel-views")
         self._shown: tuple[str, str] | None = None  # (app_url, session_id) in the view
+        self._key = f"panel-{id(self):x}"  # a new rendering replaces the previous one
 
     async def show(self, session: Steerable) -> None:
         """Show a live view of ``session`` (its local changes are sent first)."""
@@ -164,15 +166,23 @@ class ViewArea(widgets.Output):  # type: ignore[misc]  # ipywidgets is untyped
         config = current_config()
         timeout = float(config.view_load_timeout) if config is not None else 15.0
         # The same route as %bokeh_show's views (direct, or the Jupyter server's proxy).
-        route = _view_route(session.app_url)
-        view = inline_view(session.app_url, session.id, load_timeout=timeout, route=route)
+        route = view_route(session.app_url)
+        token = session.token  # minted now, with the session's token_expiration
+        view = inline_view(
+            session.app_url,
+            session.id,
+            load_timeout=timeout,
+            route=route,
+            token=token,
+            key=self._key,
+        )
         self._set(view.text, view.html)
         self._shown = (session.app_url, session.id)
 
     def session_closed(self, session_id: str) -> None:
         """Say so in the view if it shows the session ``session_id``."""
         if self._shown is not None and self._shown[1] == session_id:
-            view = closed_view(*self._shown)
+            view = closed_view(*self._shown, key=self._key)
             self._set(view.text, view.html)
             self._shown = None
 
@@ -222,10 +232,6 @@ async def run_action(row: SessionRowView, action: str, views: ViewArea) -> None:
 
 
 async def _close_session(session: Steerable, views: ViewArea) -> None:
-    from . import registry
-
     await drive(session, lambda s: s.close())
-    if isinstance(session, ClientSession):
-        registry.forget_session(session)
-    mark_views_closed(session.app_url, session.id)
+    forget_closed(session)
     views.session_closed(session.id)

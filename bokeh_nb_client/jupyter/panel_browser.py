@@ -22,12 +22,12 @@ from urllib.parse import urlsplit
 import ipywidgets as widgets
 
 from ..client import ClientSession
+from ..discovery import AppInfo, ServerListing, list_apps, normalize_server_url
 from ..protocol import urls
 from ._ipython import get_ipython
-from .browse import AppInfo, ServerListing, list_apps, normalize_server_url
-from .display import short_id
 from .panel_actions import OwnedTasks, drive, log_failure
 from .panel_text import esc, note_html, now, redact
+from .rendering import short_id
 
 __all__ = ["ServerBrowser"]
 
@@ -257,13 +257,12 @@ def _session_options() -> dict[str, Any]:
 
 
 def _browse_failure(url: str, exc: Exception) -> str:
-    from ..exceptions import ConnectError, RemoteProtocolError, Timeout
+    from ..discovery import DiscoveryError
+    from ..exceptions import ConnectError, Timeout
 
     if isinstance(exc, Timeout):
         return f"no answer from {url} within {exc.seconds:g} s: is it a Bokeh server?"
-    if isinstance(exc, ConnectError):
-        return f"{exc}"
-    if isinstance(exc, RemoteProtocolError):
+    if isinstance(exc, ConnectError | DiscoveryError):
         return f"{exc}"
     return f"cannot list the apps of {url}: {type(exc).__name__}: {exc}"
 

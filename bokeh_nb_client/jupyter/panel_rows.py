@@ -20,18 +20,19 @@ import ipywidgets as widgets
 from ..client import ClientSession
 from ..session import AsyncClientSession
 from ..status import SessionState, SessionStatus
-from .display import render_status, short_id
 from .panel_text import (
     ENDED,
     LIVE,
     app_url_of,
     esc,
     note_html,
+    now,
     redact,
     server_and_app,
     state_text,
     stats_text,
 )
+from .rendering import render_status, short_id, state_colour
 from .sessions import RowKind, Steerable
 
 __all__ = ["ACTIONS", "SessionRowView", "row_closed"]
@@ -67,16 +68,6 @@ _UNSTEERABLE = (
     "The panel cannot tell which loop runs this session (it is bound to no name in this "
     "kernel); bind it to a variable and refresh the panel"
 )
-
-_STATE_COLOURS: Mapping[SessionState, str] = {
-    SessionState.CONNECTED: "#2e7d32",
-    SessionState.CONNECTING: "#b26a00",
-    SessionState.RECONNECTING: "#b26a00",
-    SessionState.NOT_CONNECTED: "#757575",
-    SessionState.CLOSED: "#757575",
-    SessionState.DISCONNECTED: "#c62828",
-    SessionState.ERROR: "#c62828",
-}
 
 
 class SessionRowView(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
@@ -137,6 +128,11 @@ class SessionRowView(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyp
         self._kind = kind
         self._on_action = on_action
         self._running: set[str] = set()
+        #: every error the row has seen, oldest first: (time, text)
+        self._errors: list[tuple[str, str]] = []
+        #: the error a reconnect cleared: not shown again until a new one arrives
+        self._cleared: str | None = None
+        self._shown_state: SessionState | None = None
         self._status = status
         self.render(status)
 
@@ -184,6 +180,20 @@ class SessionRowView(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyp
         return self._stats
 
     @property
+    def errors(self) -> tuple[tuple[str, str], ...]:
+        """Every error this row has shown, oldest first, as ``(time, text)``.
+
+        A session that reconnects no longer shows its old error in red; the error
+        stays here, and under "earlier errors" in the row.
+        """
+        return tuple(self._errors)
+
+    @property
+    def error(self) -> widgets.HTML:
+        """The row's error line (empty while there is no current error)."""
+        return self._error
+
+    @property
     def message(self) -> widgets.HTML:
         """The outcome of the last action."""
         return self._message
@@ -216,7 +226,7 @@ class SessionRowView(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyp
         session = self._session
         app_url = session.app_url if session is not None else app_url_of(status)
         server, app = server_and_app(app_url)
-        colour = _STATE_COLOURS.get(status.state, "#757575")
+        colour = state_colour(status.state)
         label = ", ".join(self._names) or "(unnamed)"
         kind = {"sync": "ClientSession", "async": "AsyncClientSession"}.get(self._kind, "")
         self._title.value = (
@@ -231,17 +241,33 @@ class SessionRowView(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyp
         self._stats.value = (
             f'<span style="font-size:90%;color:#555">{esc(stats_text(status))}</span>'
         )
-        shown_in_state = status.state in ENDED
-        if status.last_error and not shown_in_state:
-            self._error.value = (
-                f'<span style="font-size:90%;color:#c62828">last error: '
-                f"{esc(status.last_error)}</span>"
-            )
-            self._error.layout.display = None
-        else:
-            self._error.value = ""
-            self._error.layout.display = "none"  # no empty line
+        self._show_error(status)
         self._update_buttons()
+
+    def _show_error(self, status: SessionStatus) -> None:
+        """The current error in red; errors a reconnect cleared under "earlier errors"."""
+        error = status.last_error
+        if error and (not self._errors or self._errors[-1][1] != error):
+            self._errors.append((now(), error))
+        previous = self._shown_state
+        self._shown_state = status.state
+        if status.state is SessionState.CONNECTED and previous is not SessionState.CONNECTED:
+            self._cleared = error  # reconnected: the error that ended it is history
+        current = error if error and error != self._cleared else None
+        parts: list[str] = []
+        if current and status.state not in ENDED:  # an ended state already says it
+            parts.append(
+                f'<span style="font-size:90%;color:#c62828">last error: {esc(current)}</span>'
+            )
+        earlier = [entry for entry in self._errors if entry[1] != current]
+        if earlier and status.state is SessionState.CONNECTED:
+            items = "".join(f"<li>{esc(at)}: {esc(text)}</li>" for at, text in earlier)
+            parts.append(
+                f'<details class="bnc-earlier-errors" style="font-size:90%;color:#555">'
+                f"<summary>earlier errors ({len(earlier)})</summary><ul>{items}</ul></details>"
+            )
+        self._error.value = "".join(parts)
+        self._error.layout.display = None if parts else "none"  # no empty line
 
     def set_running(self, action: str, running: bool) -> None:
         """Mark ``action`` as running (its button disabled) or finished."""

@@ -1,9 +1,18 @@
-"""Which Bokeh sessions this kernel has, and the names they are bound to.
+"""Which Bokeh sessions this kernel has, and how the kernel closes one.
 
-Shared by the status panel (its rows) and the magics (``%bokeh_close --all``). A
-session is named by the magics' registry and by the public names of the notebook
-namespace; every open session of the process is listed, named or not. Nothing here
-touches the network or imports ipywidgets.
+The one place for both questions:
+
+* which sessions exist (:func:`kernel_sessions`, :func:`find_session`): shared
+  by the status panel (its rows), the magics (``%bokeh_close --all``) and the
+  live views (the session a view follows). A session is named by the magics'
+  registry and by the public names of the notebook namespace; every open
+  session of the process is listed, named or not;
+* how a kernel session is closed (:func:`close_session`, and
+  :func:`forget_closed` for a caller that closed it on its own loop): the
+  session closes, the magics' registry forgets it, and its inline views say
+  it was closed and drop their connections.
+
+Nothing here imports ipywidgets; only closing touches the network.
 """
 
 from __future__ import annotations
@@ -14,14 +23,25 @@ from typing import TYPE_CHECKING, Literal
 from ..client import ClientSession
 from ..session import AsyncClientSession, live_sessions
 from ._ipython import get_ipython
-from .display import SessionRow
+from .rendering import SessionRow
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
     from . import SessionRegistry
 
-__all__ = ["RowKind", "Steerable", "kernel_sessions", "kind_of", "namespace_sessions"]
+__all__ = [
+    "RowKind",
+    "Steerable",
+    "closable_sessions",
+    "close_session",
+    "find_session",
+    "forget_closed",
+    "kernel_sessions",
+    "kind_of",
+    "known_sessions",
+    "namespace_sessions",
+]
 
 #: A session the panel's buttons can act on.
 Steerable = ClientSession | AsyncClientSession
@@ -88,3 +108,62 @@ def kernel_sessions(
             # (for example a ClientSession kept in a list): say only what is known.
             rows.append(SessionRow(inner, labels, "async" if labels else "-"))
     return rows
+
+
+def known_sessions(sessions: SessionRegistry, shell: InteractiveShell | None) -> list[Steerable]:
+    """Sync sessions of the registry and namespace first, then every live async one."""
+    found: list[Steerable] = [s for _, s in sessions.items()]
+    found += [s for _, s in namespace_sessions(shell)]
+    found += live_sessions()
+    return found
+
+
+def closable_sessions(
+    sessions: SessionRegistry, shell: InteractiveShell | None
+) -> list[tuple[str, ClientSession]]:
+    """``(name, session)`` for each open ClientSession named by the registry or namespace."""
+    from ..status import SessionState
+
+    seen: set[int] = set()
+    targets: list[tuple[str, ClientSession]] = []
+    for name, session in [*sessions.items(), *namespace_sessions(shell)]:
+        if isinstance(session, ClientSession) and id(session) not in seen:
+            if session.status.state is SessionState.CLOSED:
+                continue
+            seen.add(id(session))
+            targets.append((name, session))
+    return targets
+
+
+def find_session(app_url: str, session_id: str) -> AsyncClientSession | None:
+    """The open session of this process on ``session_id`` of the app at ``app_url``."""
+    return next(
+        (
+            s
+            for s in reversed(live_sessions())
+            if s.id == session_id and s.app_url.rstrip("/") == app_url.rstrip("/")
+        ),
+        None,
+    )
+
+
+def forget_closed(session: Steerable) -> None:
+    """After ``session`` was closed: the registry forgets it, its views say it is closed."""
+    from . import registry
+    from .views import mark_views_closed
+
+    if isinstance(session, ClientSession):
+        registry.forget_session(session)
+    mark_views_closed(session.app_url, session.id)
+
+
+def close_session(session: ClientSession) -> None:
+    """Close a synchronous session of this kernel, then :func:`forget_closed`.
+
+    Raises:
+        BokehClientError: the close failed (the session is forgotten anyway).
+    """
+    try:
+        session.close()
+    finally:
+        forget_closed(session)

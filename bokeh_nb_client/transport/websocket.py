@@ -272,6 +272,13 @@ def _translate_connect_error(exc: BaseException, url: str, timeout: float) -> Ba
         return Timeout(f"connect to {url}", timeout)
     if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
         return ConnectError(f"TLS failure connecting to {url}: {exc}", url=url)
+    if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, socket.gaierror):
+        # DNS: no server to ask about; say which name did not resolve.
+        return ConnectError(
+            f"cannot connect to {url}: the host name {exc.host!r} could not be resolved "
+            f"({exc.os_error.strerror or exc.os_error}); check the URL",
+            url=url,
+        )
     if isinstance(exc, aiohttp.ClientConnectorError):
         return ConnectError(
             f"cannot connect to {url}: {exc.strerror or exc} (is `bokeh serve` running?)",

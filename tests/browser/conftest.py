@@ -31,7 +31,13 @@ from lab_process import JupyterLab, wait_until_up
 
 
 @pytest.fixture
-def jupyter_lab(tmp_path: Path) -> Iterator[JupyterLab]:
+def lab_env() -> dict[str, str]:
+    """Extra environment for JupyterLab and its kernels (a test module may override it)."""
+    return {}
+
+
+@pytest.fixture
+def jupyter_lab(tmp_path: Path, lab_env: dict[str, str]) -> Iterator[JupyterLab]:
     """A JupyterLab server on 127.0.0.1 with a token and a temporary notebook directory."""
     root = tmp_path / "notebooks"
     root.mkdir()
@@ -54,7 +60,7 @@ def jupyter_lab(tmp_path: Path) -> Iterator[JupyterLab]:
         *lab_settings_args(tmp_path),
         *allow_root_args(),
     ]
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp_path / "jupyter-config"))
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp_path / "jupyter-config"), **lab_env)
     process = spawn_logged(argv, env, log_path)
     lab = JupyterLab(port=port, token=token, root_dir=root, log_path=log_path)
     try:

@@ -316,6 +316,7 @@ def test_importing_the_extension_contract_loads_no_server_or_kernel_module() -> 
 # listed (a new module fails test_every_module_has_a_layer until it is placed).
 LAYER = {
     "bokeh_nb_client.exceptions": 0,
+    "bokeh_nb_client.discovery": 1,
     "bokeh_nb_client.protocol": 1,
     "bokeh_nb_client.status": 1,
     "bokeh_nb_client.engine": 1,

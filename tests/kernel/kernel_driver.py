@@ -63,9 +63,16 @@ class KernelDriver:
 
     # -- running cells ---------------------------------------------------------------
 
-    def submit(self, code: str) -> str:
-        """Start executing ``code``; return the request's msg_id at once."""
-        msg_id: str = self.client.execute(code, store_history=True, allow_stdin=False)
+    def submit(self, code: str, subshell_id: str | None = None) -> str:
+        """Start executing ``code`` (in a subshell, if given); return its msg_id at once."""
+        if subshell_id is None:
+            msg_id: str = self.client.execute(code, store_history=True, allow_stdin=False)
+        else:
+            content = {"code": code, "silent": False, "store_history": False}
+            msg = self.client.session.msg("execute_request", content)
+            msg["header"]["subshell_id"] = subshell_id
+            self.client.shell_channel.send(msg)
+            msg_id = msg["header"]["msg_id"]
         self._results[msg_id] = CellResult(msg_id)
         return msg_id
 

@@ -178,6 +178,10 @@ def test_reconnect_reopens_a_session_whose_connection_ended(
     assert value(kp, "(rs is kept[0], rs.connected)") == "(True, True)"
     assert value(kp, "(rrow.session is rs, rrow.status.state.value)") == "(True, 'connected')"
     assert value(kp, "len(rs.document.roots)") == "5"
+    # The error that ended the old connection is no longer shown in red, but kept.
+    assert "last error" not in value(kp, "rrow.error.value")
+    assert "earlier errors (" in value(kp, "rrow.error.value")
+    assert value(kp, "len(rrow.errors) >= 1") == "True"
     # ... and usable: a pull through the panel succeeds again.
     kp.execute("rrow.buttons['pull'].click()")
     poll(kp, "'pulled at' in rrow.message.value")

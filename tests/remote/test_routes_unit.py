@@ -106,17 +106,22 @@ def test_a_proxied_view_carries_the_loader_instead_of_the_servers_tag() -> None:
     markup = view.html
     assert 'data-route="auto"' in markup
     assert "autoload.js?bokeh-autoload-element" not in markup  # no server-made tag
-    anchor = re.search(r'<script id="(bnc-autoload-[0-9a-f]{32})">', markup)
-    assert anchor is not None
-    values = dict(re.findall(r"const (\w+) = (.+?);", markup))
-    assert json.loads(values["port"]) == 5100
-    assert json.loads(values["appPath"]) == "/dash/app"
-    assert json.loads(values["fallback"]) is True
-    assert json.loads(values["proxyPath"]) == "bokeh-proxy/"
-    assert json.loads(values["sessionId"]) == SESSION_ID
+    found = re.search(r"window\.bokehNbClient\.render\((\{.*?\})\);</script>", markup)
+    assert found is not None
+    proxy = json.loads(found.group(1))["proxy"]
+    assert re.fullmatch(r"bnc-autoload-[0-9a-f]{32}", proxy["elementId"])
+    assert f'<div id="{proxy["elementId"]}"></div>' in markup
+    assert proxy["port"] == 5100
+    assert proxy["appPath"] == "/dash/app"
+    assert proxy["fallback"] is True
+    assert proxy["proxyPath"] == "bokeh-proxy/"
+    assert json.loads(found.group(1))["sessionId"] == SESSION_ID
     forced = display.inline_view("http://localhost:5100/", SESSION_ID, route="proxy").html
-    assert json.loads(dict(re.findall(r"const (\w+) = (.+?);", forced))["fallback"]) is False
-    assert json.loads(dict(re.findall(r"const (\w+) = (.+?);", forced))["appPath"]) == ""
+    forced_found = re.search(r"window\.bokehNbClient\.render\((\{.*?\})\);</script>", forced)
+    assert forced_found is not None
+    forced_proxy = json.loads(forced_found.group(1))["proxy"]
+    assert forced_proxy["fallback"] is False
+    assert forced_proxy["appPath"] == ""
 
 
 def test_loader_values_cannot_close_the_script() -> None:

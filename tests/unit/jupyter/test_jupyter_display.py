@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from bokeh.document import Document
 from bokeh.models import Button, Div
@@ -90,24 +92,33 @@ def test_sessions_table() -> None:
     assert lines[2].split() == ["-", "-", "connected", APP_URL, "Zyxwvuts…", "0"]
 
 
-def test_inline_view_embeds_the_servers_autoload_script_and_a_watcher() -> None:
-    view = display.inline_view(APP_URL, SESSION_ID, load_timeout=2.5)
+def _view_config(markup: str) -> dict[str, Any]:
+    found = re.search(r"window\.bokehNbClient\.render\((\{.*?\})\);</script>", markup)
+    assert found is not None
+    config: dict[str, Any] = json.loads(found.group(1))
+    return config
+
+
+def test_inline_view_embeds_the_servers_autoload_script_and_the_view_script() -> None:
+    view = display.inline_view(APP_URL, SESSION_ID, load_timeout=2.5, token="T", key="K")
     html = view.html
     box = re.search(
-        r'<div class="bnc-view" id="(bnc-view-[0-9a-f]{32})" data-state="loading">', html
+        r'<div class="bnc-view" id="(bnc-view-[0-9a-f]{32})" data-state="loading"', html
     )
     assert box is not None
-    # The watcher finds its container, and knows the app and the load timeout.
-    assert f'document.getElementById("{box.group(1)}")' in html
-    assert f'const appUrl = "{APP_URL}";' in html
-    assert "const loadTimeout = 2500;" in html
+    # The view's script finds its container, and knows the app, token and load timeout.
+    config = _view_config(html)
+    assert config["boxId"] == box.group(1)
+    assert config["appUrl"] == APP_URL
+    assert config["loadTimeoutMs"] == 2500
+    assert (config["token"], config["key"], config["state"]) == ("T", "K", "live")
+    assert display.view_script() in html  # the package's static/view.js, inlined
     assert 'doc.on_event("connection_lost"' in html
     assert "--allow-websocket-origin=" in html
-    # The server's own autoload request: BokehJS and the session come from the server.
+    # The server's own autoload request: BokehJS comes from the server.
     assert f"{APP_URL}/autoload.js?bokeh-autoload-element=" in html
-    assert f'xhr.setRequestHeader("Bokeh-Session-Id", "{SESSION_ID}")' in html
-    # The watcher runs first, so its hook is in place before the autoload script runs.
-    assert html.index("allowRepeatedViews") < html.index("autoload.js")
+    # The view script runs first, so its hook is in place before the autoload script runs.
+    assert html.index("bokehNbClient.render(") < html.index("autoload.js?bokeh")
     assert view.text == f"Live view of Bokeh session AbCdEfGh… at {APP_URL}"
 
 
@@ -122,7 +133,8 @@ def test_closed_view_says_the_kernel_closed_the_session() -> None:
     view = display.closed_view(APP_URL, SESSION_ID)
     assert 'data-state="closed"' in view.html
     assert "was closed in the kernel" in view.text
-    assert "<script" not in view.html
+    # Its script closes the browser connection of the view it replaces.
+    assert _view_config(view.html)["state"] == "closed"
 
 
 def test_outside_ipython_nothing_is_inline(monkeypatch: object) -> None:

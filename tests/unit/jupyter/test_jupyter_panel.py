@@ -18,8 +18,9 @@ import ipywidgets
 import pytest
 
 from bokeh_nb_client import StatusPanel
+from bokeh_nb_client import discovery as browse
+from bokeh_nb_client.discovery import AuthenticationRequired, DiscoveryError, NotABokehServer
 from bokeh_nb_client.exceptions import ConnectError, RemoteProtocolError, Timeout
-from bokeh_nb_client.jupyter import browse
 from bokeh_nb_client.jupyter.panel import SessionRowView, StatusThrottle, redact
 from bokeh_nb_client.session import AsyncClientSession
 from bokeh_nb_client.status import SessionState, SessionStatus
@@ -474,8 +475,13 @@ def test_an_app_url_and_a_single_app_redirect_are_understood() -> None:
 def test_non_bokeh_answers_are_explained(
     answers: dict[str, browse.HttpResponse], message: str
 ) -> None:
-    with pytest.raises(RemoteProtocolError, match=r"(?s).*" + message):
+    with pytest.raises(DiscoveryError, match=r"(?s).*" + message) as raised:
         browse.list_apps("http://h", fetch=FakeHttp(dict(answers)))
+    # Its own errors, not a protocol error; 401/403 and login pages say so.
+    assert not isinstance(raised.value, RemoteProtocolError)
+    wants_login = "authentication" in message or "login" in message
+    expected = AuthenticationRequired if wants_login else NotABokehServer
+    assert isinstance(raised.value, expected)
 
 
 def test_unreachable_servers_and_bad_urls_raise_clear_errors() -> None:

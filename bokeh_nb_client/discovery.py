@@ -1,4 +1,7 @@
-"""Find the apps a Bokeh server serves, over plain HTTP, for the status panel.
+"""Discovery: find the apps a Bokeh server serves, over plain HTTP.
+
+Below the Jupyter layer (stdlib and :mod:`.exceptions` only): the status panel's
+server browser uses it, and so can any other front end.
 
 What a ``bokeh serve`` process tells a client without opening a session:
 
@@ -12,11 +15,14 @@ What a ``bokeh serve`` process tells a client without opening a session:
 
 :func:`list_apps` combines them. It accepts the URL of a server (with or without
 ``--prefix``) or of one app, and raises an error from the package's tree, with a
-message meant for the panel, when the URL cannot be reached or is not a Bokeh
-server. It is blocking (``urllib``, with a timeout for the whole listing); the
-panel runs it in a worker thread (``asyncio.to_thread``), so the kernel's loop is
-never blocked. Only ``transport/websocket.py`` may use aiohttp, and one short
-listing does not justify tornado's client.
+message meant for a user, when the URL cannot be reached (``ConnectError``,
+``Timeout``), or answered but is not a Bokeh server, or wants credentials
+(:class:`DiscoveryError` and its subclasses: the server answered correctly in HTTP
+terms, so this is not a protocol error of ours or of the server's). It is
+blocking (``urllib``, with a timeout for the whole listing); the panel runs it in
+a worker thread (``asyncio.to_thread``), so the kernel's loop is never blocked.
+Only ``transport/websocket.py`` may use aiohttp, and one short listing does not
+justify tornado's client.
 
 Invariants:
 
@@ -42,14 +48,23 @@ from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-from ..exceptions import ConnectError, RemoteProtocolError, Timeout
+from .exceptions import (
+    AuthenticationRequired,
+    ConnectError,
+    DiscoveryError,
+    NotABokehServer,
+    Timeout,
+)
 
 __all__ = [
     "DEFAULT_BROWSE_TIMEOUT",
     "MAX_APPS",
     "AppInfo",
+    "AuthenticationRequired",
+    "DiscoveryError",
     "Fetch",
     "HttpResponse",
+    "NotABokehServer",
     "ServerListing",
     "app_links",
     "http_get",
@@ -308,8 +323,10 @@ def list_apps(
         ValueError: ``url`` is not an http(s) URL with a host.
         ConnectError: the server cannot be reached (refused, unknown host, TLS).
         Timeout: the listing did not finish within ``timeout``.
-        RemoteProtocolError: something answered, but not like a Bokeh server (the
+        NotABokehServer: something answered, but not like a Bokeh server (the
             message says what it answered).
+        AuthenticationRequired: the server wants credentials (401/403, or a
+            redirect to a login page).
     """
     base = normalize_server_url(url)
     deadline = _Deadline(timeout)
@@ -325,22 +342,24 @@ def list_apps(
             found = _metadata(app, base, fetch, deadline)
             if found is not None:
                 return ServerListing(base, (found,), "the server redirects to its only app")
-        raise RemoteProtocolError(
+        raise AuthenticationRequired(
             f"{base}/ redirects to {_shown(index.location)}, which is not a Bokeh app "
-            "(a login page? browsing sends no credentials)"
+            "(a login page? browsing sends no credentials)",
+            status=index.status,
         )
     if index.status in (401, 403):
-        raise RemoteProtocolError(
+        raise AuthenticationRequired(
             f"{base}/ answered HTTP {index.status}: the server requires authentication, "
-            "which browsing does not send; open sessions in code with headers=/cookies="
+            "which browsing does not send; open sessions in code with headers=/cookies=",
+            status=index.status,
         )
     if index.status != 200:
-        raise RemoteProtocolError(
+        raise NotABokehServer(
             f"{base} is not a Bokeh server: {base}/ answered HTTP {index.status} and "
             f"{base}/metadata is not an app's"
         )
     if "html" not in index.content_type.lower():
-        raise RemoteProtocolError(
+        raise NotABokehServer(
             f"{base} is not a Bokeh server: {base}/ answered {index.content_type or 'a body'} "
             "instead of an index page"
         )
@@ -351,7 +370,7 @@ def list_apps(
         if (info := _metadata(link, base, fetch, deadline)) is not None
     ]
     if not apps:
-        raise RemoteProtocolError(
+        raise NotABokehServer(
             f"{base} is not a Bokeh server: its page links to no app that answers <app>/metadata"
         )
     return ServerListing(base, tuple(apps), "index page")

@@ -1,0 +1,154 @@
+"""Live views that tell the truth when the server restarts, tokens expire and sessions close.
+
+One scenario in JupyterLab, as a user meets it (issue 12, items 1 to 5):
+
+1. A notebook pulls a session of ``basic`` with ``token_expiration`` of a few
+   seconds and shows it twice (``%bokeh_show s`` and ``s.show()``).
+2. The test waits until the views are older than the token lifetime, then
+   restarts the Bokeh server on the same port. While it is down both views say
+   they are disconnected, in their own banner only: BokehJS's own
+   "Client connection was lost" toasts are off for our views (item 4).
+3. Once the kernel's session has reconnected, both old views follow it with
+   fresh tokens (items 2, 3): a change made in the kernel reaches both, without
+   re-running a cell; a third ``%bokeh_show s`` shows the current data (item 1).
+   ``view_restarted.png``.
+4. ``s.close()`` in the kernel: every view says it was closed and every
+   websocket the page had to the Bokeh server is closed (item 5).
+5. A new session's view, then the kernel restarts: that view says it was
+   closed, and its websocket is closed too (item 5). ``view_closed.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bokeh_server import StartBokehServer
+from browser_support import open_notebook, run_all_cells, run_in_new_cell, write_notebook
+from lab_process import JupyterLab, start_kernel_session, wait_for_kernel_connection
+
+pytestmark = pytest.mark.browser
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO_ROOT / "test-artifacts" / "browser"
+NOTEBOOK = "view_lifecycle.ipynb"
+CHANGED = "changed after the restart"
+TOKEN_LIFETIME = 3  # seconds: the views are older than this when the server restarts
+TIMEOUT_MS = 60_000
+
+# BokehJS >= 3.8 shows its notifications in a shadow root appended to <body>.
+_BOKEHJS_TOASTS = """() => Array.from(document.body.children)
+  .filter((el) => el.shadowRoot != null && el.shadowRoot.querySelector('.entries') != null)
+  .reduce((n, el) => n + el.shadowRoot.querySelector('.entries').children.length, 0)"""
+
+
+def _cells(app_url: str) -> list[str]:
+    return [
+        "%load_ext bokeh_nb_client\nfrom bokeh_nb_client import pull_session\n"
+        f"s = pull_session(url={app_url!r}, token_expiration={TOKEN_LIFETIME})",
+        "%bokeh_show s",
+        "s.show()",
+        "",
+    ]
+
+
+@pytest.mark.timeout(300)
+def test_views_follow_restarts_with_fresh_tokens_and_close_with_their_session(
+    jupyter_lab: JupyterLab, chromium_page: Any, start_bokeh_server: StartBokehServer
+) -> None:
+    page = chromium_page
+    try:
+        _scenario(page, jupyter_lab, start_bokeh_server)
+    except BaseException:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "view_lifecycle_failure.png"))
+        print(f"--- JupyterLab log ---\n{jupyter_lab.log_tail()}")
+        raise
+
+
+def _scenario(page: Any, lab: JupyterLab, start_bokeh_server: StartBokehServer) -> None:
+    server = start_bokeh_server(apps=["basic"], extra_args=("--allow-websocket-origin", "*"))
+    write_notebook(lab.root_dir / NOTEBOOK, _cells(server.http_url("basic")))
+    sockets: list[Any] = []
+    page.on("websocket", lambda ws: sockets.append(ws) if "/basic/ws" in ws.url else None)
+
+    start_kernel_session(lab, NOTEBOOK)
+    open_notebook(
+        page, lab.login_url(), NOTEBOOK, lambda: wait_for_kernel_connection(lab, NOTEBOOK)
+    )
+    run_all_cells(page)
+    shown_at = time.time()
+
+    # 1. Both views are live.
+    live = page.locator(".bnc-view[data-state='live']")
+    hello = page.locator(".bnc-view .bk-Div").get_by_text("hello", exact=True)
+    hello.nth(1).wait_for(timeout=TIMEOUT_MS)
+    assert live.count() == 2
+
+    # 2. The views are older than their tokens; the server restarts.
+    page.wait_for_function("(t) => Date.now() > t", arg=(shown_at + TOKEN_LIFETIME + 1) * 1000)
+    server.stop()
+    page.locator(".bnc-view[data-state='disconnected']").nth(1).wait_for(
+        state="attached", timeout=TIMEOUT_MS
+    )
+    assert page.evaluate(_BOKEHJS_TOASTS) == 0, "BokehJS's own connection toasts are shown"
+    server.restart()
+
+    # 3. The old views follow the reconnected session with fresh tokens.
+    run_in_new_cell(
+        page,
+        "s.force_roundtrip()\n"
+        f's.document.get_model_by_name("div").text = "{CHANGED}"\n'
+        "s.force_roundtrip()",
+    )
+    changed = page.locator(".bnc-view .bk-Div").get_by_text(CHANGED, exact=True)
+    changed.nth(1).wait_for(timeout=TIMEOUT_MS)
+    run_in_new_cell(page, "%bokeh_show s")
+    changed.nth(2).wait_for(timeout=TIMEOUT_MS)
+    assert page.locator(".bnc-view[data-state='live']").count() == 3
+    assert page.evaluate(_BOKEHJS_TOASTS) == 0
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "view_restarted.png"))
+
+    # 4. Closing the session in the kernel closes every view's connection.
+    run_in_new_cell(page, "s.close()")
+    page.locator(".bnc-view[data-state='closed']").nth(2).wait_for(
+        state="attached", timeout=TIMEOUT_MS
+    )
+    assert page.locator(".bnc-view[data-state='live']").count() == 0
+    _wait_all_closed(sockets)
+
+    # 5. A view of a new session, then the kernel restarts: the view says so.
+    before = len(sockets)
+    run_in_new_cell(page, f"t = pull_session(url={server.http_url('basic')!r})\nt.show()")
+    page.locator(".bnc-view[data-state='live']").first.wait_for(timeout=TIMEOUT_MS)
+    _restart_kernel(lab)
+    page.locator(".bnc-view[data-state='closed']").nth(3).wait_for(
+        state="attached", timeout=TIMEOUT_MS
+    )
+    assert len(sockets) > before
+    _wait_all_closed(sockets)
+    page.screenshot(path=str(ARTIFACTS / "view_closed.png"))
+
+
+def _wait_all_closed(sockets: list[Any]) -> None:
+    for ws in list(sockets):
+        if not ws.is_closed():
+            ws.wait_for_event("close", timeout=TIMEOUT_MS)
+
+
+def _restart_kernel(lab: JupyterLab) -> None:
+    headers = {"Authorization": f"token {lab.token}"}
+    request = urllib.request.Request(f"{lab.base_url}/api/sessions", headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        sessions = json.loads(response.read())
+    kernel = next(s["kernel"]["id"] for s in sessions if s["path"] == NOTEBOOK)
+    restart = urllib.request.Request(
+        f"{lab.base_url}/api/kernels/{kernel}/restart", data=b"", method="POST", headers=headers
+    )
+    with urllib.request.urlopen(restart, timeout=60) as response:
+        assert response.status == 200
