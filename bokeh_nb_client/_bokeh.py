@@ -55,6 +55,8 @@ from bokeh.settings import settings
 from bokeh.util import token as bokeh_token
 from bokeh.util.serialization import make_id
 
+from ._arrays import with_arrays
+
 __all__ = [
     "BOKEH_VERSION",
     "DEFAULT_SERVER_HTTP_URL",
@@ -88,6 +90,7 @@ BOKEH_VERSION: str = bokeh.__version__
 DEFAULT_SERVER_HTTP_URL: str = _BOKEH_DEFAULT_URL
 
 BufferPair = tuple[str, bytes]
+ReceivedBuffer = tuple[str, bytes | memoryview]
 
 
 def _use_unique_model_ids() -> None:
@@ -173,15 +176,17 @@ def _minor(version: str) -> tuple[str, ...]:
 # -- documents (PROTOCOL.md §4.2) ------------------------------------------------
 
 
-def _serialized(content: Any, buffers: Sequence[BufferPair]) -> Serialized[Any]:
-    return Serialized(content, [Buffer(_as_id(bid), data) for bid, data in buffers])
+def _serialized(content: Any, buffers: Sequence[ReceivedBuffer]) -> Serialized[Any]:
+    # Arrays view writable received buffers instead of being copied (_arrays.py).
+    content, remaining = with_arrays(content, buffers)
+    return Serialized(content, [Buffer(_as_id(bid), data) for bid, data in remaining])
 
 
 def _as_id(value: str) -> Any:
     return value
 
 
-def new_document_from_reply(content: Any, buffers: Sequence[BufferPair]) -> Document:
+def new_document_from_reply(content: Any, buffers: Sequence[ReceivedBuffer]) -> Document:
     """Build a Document from a PULL-DOC-REPLY content and its buffers.
 
     Raises:
@@ -191,7 +196,9 @@ def new_document_from_reply(content: Any, buffers: Sequence[BufferPair]) -> Docu
     return Document.from_json(_serialized(doc_json, buffers))
 
 
-def replace_document_from_reply(doc: Document, content: Any, buffers: Sequence[BufferPair]) -> None:
+def replace_document_from_reply(
+    doc: Document, content: Any, buffers: Sequence[ReceivedBuffer]
+) -> None:
     """Overwrite ``doc`` in place with a PULL-DOC-REPLY content (on its home thread)."""
     doc.replace_with_json(_serialized(_doc_json(content), buffers))
 
@@ -368,7 +375,7 @@ class PatchOutcome:
 
 
 def apply_patch(
-    doc: Document, content: Any, buffers: Sequence[BufferPair], setter: object
+    doc: Document, content: Any, buffers: Sequence[ReceivedBuffer], setter: object
 ) -> PatchOutcome:
     """Apply a server PATCH-DOC to ``doc`` with ``setter``, all or nothing (home thread).
 
