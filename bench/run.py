@@ -833,11 +833,21 @@ def case_kernel(urls: Urls, sizes: Sizes) -> JsonDict:
     import kernel_case  # jupyter_client is only needed here
 
     def measure() -> JsonDict:
-        raw = kernel_case.run(urls.http["ticker"], urls.http["sink"], sizes.kernel_n)
+        raw = kernel_case.run(
+            urls.http["ticker"],
+            urls.http["sink"],
+            sizes.kernel_n,
+            streamer_url=urls.http["streamer"],
+        )
         load = raw["load"]
         if not load["task_alive"]:
             raise RuntimeError("the in-kernel streaming task died during the measurement")
+        stream_in = raw.get("stream_in") or {}
         return {
+            "stream_in": summarize(raw.get("stream_in_s", [])),
+            "stream_in_rows_per_s": (
+                stream_in["rows"] / stream_in["seconds"] if stream_in.get("seconds") else None
+            ),
             "baseline": summarize(raw["baseline_s"]),
             "loaded": summarize(raw["loaded_s"]),
             "load": load,
@@ -1059,6 +1069,16 @@ def evaluate(cases: JsonDict) -> list[Target]:
             f"loaded p99 {_fmt(p99, ' ms')}",
         )
     )
+    p99_in = _get(cases, "kernel", "ours", "stream_in", "p99_ms")
+    targets.append(
+        Target(
+            "kernel_stream_in",
+            "p99 ≤ 20 ms while the kernel applies the server's numpy stream (case 8)",
+            _status(_le(p99_in, 20.0)),
+            f"p99 {_fmt(p99_in, ' ms')} at "
+            f"{_fmt(_get(cases, 'kernel', 'ours', 'stream_in_rows_per_s'), ' rows/s')} applied",
+        )
+    )
     return targets
 
 
@@ -1276,7 +1296,7 @@ def table_rows(cases: JsonDict) -> list[Row]:
         )
 
     kernel = cases.get("kernel", {})
-    for phase in ("baseline", "loaded"):
+    for phase in ("baseline", "loaded", "stream_in"):
         for pct in ("p50", "p99"):
             rows.append(
                 Row(
