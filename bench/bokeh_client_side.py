@@ -9,6 +9,8 @@ plain Python subprocess for every measurement::
     python bench/bokeh_client_side.py open    http://127.0.0.1:PORT/tiny --n 100
     python bench/bokeh_client_side.py burst   http://127.0.0.1:PORT/sink --n 2000
     python bench/bokeh_client_side.py ticker  http://127.0.0.1:PORT/ticker --duration 5
+    python bench/bokeh_client_side.py stream_out http://127.0.0.1:PORT/arrays_sink --chunks 100
+    python bench/bokeh_client_side.py stream_in  http://127.0.0.1:PORT/streamer --duration 3
 
 Each prints exactly one JSON object on its last stdout line. A failure of
 ``bokeh.client`` itself (for example a ``RecursionError`` in a burst) is caught
@@ -34,7 +36,17 @@ from bokeh.client.util import websocket_url_for_server_url
 from bokeh.core.types import ID
 from bokeh.document.events import DocumentChangedEvent, ModelChangedEvent
 from bokeh.models import ColumnDataSource
-from common import big_rows, pull_record, time_calls
+from common import (
+    RowCounter,
+    big_rows,
+    cpu_seconds,
+    minor_faults,
+    pull_record,
+    stream_chunks,
+    stream_record,
+    time_calls,
+    verify_stream,
+)
 
 JsonDict = dict[str, Any]
 
@@ -109,6 +121,7 @@ def case_pull(url: str, warm_url: str, max_message_size: int) -> JsonDict:
     gc.collect()
     rss_before = psutil.Process().memory_info().rss
     maxrss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    faults_before = minor_faults()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu_start = usage.ru_utime + usage.ru_stime
     start = time.perf_counter()
@@ -117,9 +130,10 @@ def case_pull(url: str, warm_url: str, max_message_size: int) -> JsonDict:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu = usage.ru_utime + usage.ru_stime - cpu_start
     maxrss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    minflt = minor_faults() - faults_before
     rows = big_rows(session)
     session.close()
-    return pull_record(wall, cpu, rows, rss_before, maxrss_before, maxrss_after)
+    return pull_record(wall, cpu, rows, rss_before, maxrss_before, maxrss_after, minflt)
 
 
 def case_open(url: str, n: int) -> JsonDict:
@@ -204,15 +218,67 @@ def case_ticker(url: str, duration: float) -> JsonDict:
     return {"delays_s": delays, "duration_s": duration}
 
 
+def case_stream_out(url: str, chunks: int, chunk: int, rollover: int) -> JsonDict:
+    """Stream ``chunks`` numpy chunks of ``chunk`` rows, then ``force_roundtrip()``; verified."""
+    session = pull_session(url=url)
+    _record_read_errors(session)
+    data = stream_chunks(chunks, chunk)
+    result: JsonDict = {"n": chunks * chunk}
+    try:
+        assert session.document is not None
+        source = session.document.get_model_by_name("sink")
+        assert isinstance(source, ColumnDataSource)
+        cpu_start, start = cpu_seconds(), time.perf_counter()
+        try:
+            for columns in data:
+                source.stream(columns, rollover=rollover)
+            session.force_roundtrip()
+        except BaseException as exc:
+            result.update(_error(exc))
+            return result
+        result.update(
+            stream_record(chunks * chunk, time.perf_counter() - start, cpu_seconds() - cpu_start)
+        )
+        check = pull_session(session_id=ID(session.id), url=url)
+        try:
+            result.update(verify_stream(check.document, chunks * chunk, rollover))
+        finally:
+            check.close()
+    finally:
+        session.close()
+    return result
+
+
+def case_stream_in(url: str, duration: float) -> JsonDict:
+    """Rows of the streamer app applied to the document per second, for ``duration`` s."""
+    session = pull_session(url=url)
+    counter = RowCounter()
+    assert session.document is not None
+    session.document.on_change(counter)
+    loop = session._connection.io_loop
+    loop.call_later(duration, loop.stop)
+    cpu_start, start = cpu_seconds(), time.perf_counter()
+    session._loop_until_closed()
+    result = stream_record(counter.rows, time.perf_counter() - start, cpu_seconds() - cpu_start)
+    session.document.remove_on_change(counter)
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("case", choices=["latency", "pull", "open", "burst", "ticker"])
+    parser.add_argument(
+        "case",
+        choices=["latency", "pull", "open", "burst", "ticker", "stream_out", "stream_in"],
+    )
     parser.add_argument("url", help="http URL of the app")
     parser.add_argument("--n", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--max-message-size", type=int, default=100 * 2**20)
     parser.add_argument("--warm-url", default="", help="pull: a small app to warm up on")
+    parser.add_argument("--chunks", type=int, default=10)
+    parser.add_argument("--chunk", type=int, default=10_000)
+    parser.add_argument("--rollover", type=int, default=100_000)
     args = parser.parse_args(argv)
     cases: dict[str, Callable[[], JsonDict]] = {
         "latency": lambda: case_latency(args.url, args.n, args.warmup),
@@ -220,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
         "open": lambda: case_open(args.url, args.n),
         "burst": lambda: case_burst(args.url, args.n),
         "ticker": lambda: case_ticker(args.url, args.duration),
+        "stream_out": lambda: case_stream_out(args.url, args.chunks, args.chunk, args.rollover),
+        "stream_in": lambda: case_stream_in(args.url, args.duration),
     }
     try:
         result = cases[args.case]()

@@ -24,6 +24,7 @@ from __future__ import annotations
 import itertools
 import json
 import socket
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -33,7 +34,14 @@ from bokeh.util.token import generate_jwt_token, generate_session_id
 
 _TCP_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
 
-__all__ = ["RawMessage", "RawSession", "column", "find_root", "stream_patch"]
+__all__ = [
+    "RawMessage",
+    "RawSession",
+    "array_stream_patch",
+    "column",
+    "find_root",
+    "stream_patch",
+]
 
 
 @dataclass(slots=True)
@@ -115,6 +123,22 @@ class RawSession:
         await ws.send_str(content)
         return msgid
 
+    async def send_with_buffers(
+        self, msgtype: str, content: str, buffers: list[tuple[str, bytes]]
+    ) -> str:
+        """Write one message with binary buffers (three text frames, then id/bytes pairs)."""
+        msgid = str(next(self._ids))
+        ws = self._ws
+        await ws.send_str(
+            f'{{"msgid":"{msgid}","msgtype":"{msgtype}","num_buffers":{len(buffers)}}}'
+        )
+        await ws.send_str("{}")
+        await ws.send_str(content)
+        for buffer_id, payload in buffers:
+            await ws.send_str(f'{{"id":"{buffer_id}"}}')
+            await ws.send_bytes(payload)
+        return msgid
+
     async def wait_reply(self, msgid: str) -> RawMessage:
         """Read messages until the reply to ``msgid`` (others, e.g. OKs, are skipped)."""
         while True:
@@ -152,6 +176,40 @@ def column(root: dict[str, Any], key: str) -> list[Any]:
             values: list[Any] = value
             return values
     raise KeyError(key)
+
+
+def array_stream_patch(
+    model_id: str, columns: dict[str, Any], rollover: int | None, prefix: str
+) -> tuple[str, list[tuple[str, bytes]]]:
+    """PATCH-DOC content streaming numpy ``columns`` as binary buffers, and those buffers.
+
+    The same layout bokeh's serializer produces for ``source.stream({...: ndarray})``.
+    """
+    entries = []
+    buffers: list[tuple[str, bytes]] = []
+    for key, array in columns.items():
+        buffer_id = f"{prefix}{len(buffers)}"
+        buffers.append((buffer_id, array.tobytes()))
+        entries.append(
+            [
+                key,
+                {
+                    "type": "ndarray",
+                    "array": {"type": "bytes", "data": {"id": buffer_id}},
+                    "shape": list(array.shape),
+                    "dtype": str(array.dtype),
+                    "order": sys.byteorder,
+                },
+            ]
+        )
+    event = {
+        "kind": "ColumnsStreamed",
+        "model": {"id": model_id},
+        "attr": "data",
+        "data": {"type": "map", "entries": entries},
+        "rollover": rollover,
+    }
+    return json.dumps({"events": [event]}, separators=(",", ":")), buffers
 
 
 def stream_patch(model_id: str, xs: list[int], ys: list[int]) -> str:

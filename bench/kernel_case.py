@@ -84,6 +84,36 @@ await _bench_sink.close()
 _bench_ticker.close()
 """
 
+#: Cell that starts the numpy stream load: a sync-API session on the streamer app,
+#: whose server streams 10,000-row float64 chunks as fast as it can. ``{streamer}``
+#: is its http URL.
+_START_STREAM_IN = """
+import time
+from bokeh.document.events import ColumnsStreamedEvent
+_bench_in = {{"rows": 0}}
+_bench_streamer = pull_session(url={streamer!r})
+def _bench_on_rows(event):
+    if isinstance(event, ColumnsStreamedEvent):
+        _bench_in["rows"] += len(event.data["x"])
+_bench_streamer.document.on_change(_bench_on_rows)
+"""
+
+_MARK_STREAM_IN = """
+_bench_in_mark = (time.perf_counter(), _bench_in["rows"])
+"""
+
+_STREAM_IN_STATS = """
+import json as _json
+_bench_stats = _json.dumps({
+    "seconds": time.perf_counter() - _bench_in_mark[0],
+    "rows": _bench_in["rows"] - _bench_in_mark[1],
+})
+"""
+
+_STOP_STREAM_IN = """
+_bench_streamer.close()
+"""
+
 _TRY_BOKEH_CLIENT = """
 from bokeh.client import pull_session as _bokeh_pull_session
 _bokeh_session = _bokeh_pull_session(url={ticker!r})
@@ -125,24 +155,35 @@ def _latencies(kc: BlockingKernelClient, n: int) -> list[float]:
     return samples
 
 
-def run(ticker_url: str, sink_url: str, n: int, warmup: int = 10) -> JsonDict:
+def run(
+    ticker_url: str, sink_url: str, n: int, warmup: int = 10, streamer_url: str | None = None
+) -> JsonDict:
     """Measure baseline and loaded execute latency; try bokeh.client once.
 
     Returns ``{"baseline_s": [...], "loaded_s": [...], "load": {...},
-    "bokeh_client_error": "..."}``.
+    "bokeh_client_error": "..."}``, plus ``"stream_in_s"`` and ``"stream_in"``
+    (latencies while the kernel applies the streamer app's numpy chunks, and the
+    rows it applied) when ``streamer_url`` is given.
     """
     km = KernelManager(kernel_name="python3")
     with tempfile.TemporaryFile() as kernel_log:
         km.start_kernel(stdout=kernel_log, stderr=kernel_log)
         try:
-            return _measure(km, ticker_url, sink_url, n, warmup)
+            return _measure(km, ticker_url, sink_url, n, warmup, streamer_url)
         except BaseException as exc:
             kernel_log.seek(0)
             tail = kernel_log.read().decode("utf-8", "replace")[-2000:]
             raise KernelError(f"{type(exc).__name__}: {exc}\nkernel output:\n{tail}") from exc
 
 
-def _measure(km: KernelManager, ticker_url: str, sink_url: str, n: int, warmup: int) -> JsonDict:
+def _measure(
+    km: KernelManager,
+    ticker_url: str,
+    sink_url: str,
+    n: int,
+    warmup: int,
+    streamer_url: str | None,
+) -> JsonDict:
     kc = km.client()
     kc.start_channels()
     result: JsonDict = {}
@@ -158,6 +199,16 @@ def _measure(km: KernelManager, ticker_url: str, sink_url: str, n: int, warmup: 
         result["loaded_s"] = _latencies(kc, n)
         result["load"] = _load_stats(kc)
         _run_ok(kc, _STOP_LOAD)
+        if streamer_url is not None:
+            _run_ok(kc, _START_STREAM_IN.format(streamer=streamer_url))
+            time.sleep(0.5)
+            _latencies(kc, warmup)
+            _run_ok(kc, _MARK_STREAM_IN)
+            result["stream_in_s"] = _latencies(kc, n)
+            _run_ok(kc, _STREAM_IN_STATS)
+            text = _execute_with_expression(kc, "_bench_stats")["user_expressions"]["value"]
+            result["stream_in"] = json.loads(ast.literal_eval(text["data"]["text/plain"]))
+            _run_ok(kc, _STOP_STREAM_IN)
         result["bokeh_client_error"] = _try_bokeh_client(kc, ticker_url)
     finally:
         kc.stop_channels()

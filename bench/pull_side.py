@@ -26,19 +26,13 @@ from typing import Any
 import bokeh.models  # noqa: F401  (imported before the baseline, as by the other sides)
 import numpy as np
 import psutil
-from common import big_rows, pull_record
+from common import big_rows, cpu_seconds, minor_faults, pull_record
 from floor import RawSession
 
 from bokeh_nb_client import pull_session
 from bokeh_nb_client.protocol.urls import websocket_url_for_server_url
 
 JsonDict = dict[str, Any]
-
-
-def cpu_seconds() -> float:
-    """User + system CPU time of this process so far (all threads)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def _warm_ours(url: str, max_message_size: int) -> None:
@@ -74,6 +68,7 @@ def measure(impl: str, url: str, warm_url: str, max_message_size: int) -> JsonDi
     gc.collect()
     rss_before = psutil.Process().memory_info().rss
     maxrss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    faults_before = minor_faults()
     if impl == "ours":
         # Timed up to a usable document; close() is outside the timing.
         start, cpu_start = time.perf_counter(), cpu_seconds()
@@ -84,7 +79,8 @@ def measure(impl: str, url: str, warm_url: str, max_message_size: int) -> JsonDi
         session.close()
     else:
         wall, cpu, rows, maxrss_after = _pull_floor(url)  # close() is outside the timing
-    return pull_record(wall, cpu, rows, rss_before, maxrss_before, maxrss_after)
+    minflt = minor_faults() - faults_before
+    return pull_record(wall, cpu, rows, rss_before, maxrss_before, maxrss_after, minflt)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,8 +46,16 @@ import numpy as np
 from bokeh.document import Document
 from bokeh.document.events import DocumentChangedEvent, ModelChangedEvent
 from bokeh.models import ColumnDataSource
-from common import time_calls, time_calls_async
-from floor import RawSession, column, find_root, stream_patch
+from common import (
+    RowCounter,
+    cpu_seconds,
+    stream_chunks,
+    stream_record,
+    time_calls,
+    time_calls_async,
+    verify_stream,
+)
+from floor import RawSession, array_stream_patch, column, find_root, stream_patch
 
 from bokeh_nb_client import AsyncClientSession, ClientSession, pull_session
 
@@ -56,27 +64,53 @@ JsonDict = dict[str, Any]
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 APPS_DIR = BENCH_DIR / "apps"
-APPS = ("tiny", "large", "sink", "ticker")
+APPS = ("tiny", "large", "sink", "ticker", "huge", "arrays_sink", "streamer")
 BOKEH_SIDE = BENCH_DIR / "bokeh_client_side.py"
 PULL_SIDE = BENCH_DIR / "pull_side.py"
+KERNEL_COPY = BENCH_DIR / "kernel_copy.py"
 MAX_MESSAGE_SIZE = 100 * 2**20
+#: The server's per-message limit: room for case 2b's arrays and case 7's chunks.
+SERVER_MAX_MESSAGE_SIZE = 2**30
 #: Rows per PATCH-DOC in the floor's burst (the same cap as bokeh_nb_client's batches).
 FLOOR_ROWS_PER_PATCH = 20_000
 SUBPROCESS_TIMEOUT = 300.0
 
 IMPLS = ("ours", "bokeh", "floor")
-CASES = ("latency", "pull", "open", "burst", "server_push", "kernel")
+CASES = (
+    "latency",
+    "pull",
+    "pull_huge",
+    "open",
+    "burst",
+    "server_push",
+    "kernel",
+    "stream_out",
+    "stream_in",
+)
 #: The order cases run in: the ones that create hundreds of sessions last, so the
 #: server's heap (and its garbage collector's pauses) grows after the
 #: latency-sensitive cases are done.
-RUN_ORDER = ("latency", "server_push", "kernel", "pull", "burst", "open")
+RUN_ORDER = (
+    "latency",
+    "server_push",
+    "kernel",
+    "stream_in",
+    "pull",
+    "pull_huge",
+    "stream_out",
+    "burst",
+    "open",
+)
 CASE_TITLES = {
     "latency": "1. request/reply latency (force_roundtrip)",
     "pull": "2. pull of a large document",
+    "pull_huge": "2b. pull of a huge document",
     "open": "3. opening sessions",
     "burst": "4. client-to-server burst",
     "server_push": "5. server-to-client latency",
     "kernel": "6. kernel responsiveness",
+    "stream_out": "7. numpy streams, client to server",
+    "stream_in": "8. numpy streams, server to client",
 }
 
 
@@ -95,6 +129,11 @@ class Sizes:
     burst_n_bokeh_fallback: int
     ticker_s: float
     kernel_n: int
+    huge_rows: int
+    stream_chunks: int
+    stream_chunk: int
+    stream_rollover: int
+    stream_in_s: float
 
 
 SIZES = {
@@ -110,6 +149,11 @@ SIZES = {
         burst_n_bokeh_fallback=200,
         ticker_s=5.0,
         kernel_n=200,
+        huge_rows=32_000_000,
+        stream_chunks=100,
+        stream_chunk=10_000,
+        stream_rollover=100_000,
+        stream_in_s=3.0,
     ),
     "quick": Sizes(
         latency_n=100,
@@ -123,6 +167,11 @@ SIZES = {
         burst_n_bokeh_fallback=200,
         ticker_s=1.0,
         kernel_n=30,
+        huge_rows=4_000_000,
+        stream_chunks=30,
+        stream_chunk=10_000,
+        stream_rollover=100_000,
+        stream_in_s=1.0,
     ),
     "tiny": Sizes(
         latency_n=30,
@@ -136,6 +185,11 @@ SIZES = {
         burst_n_bokeh_fallback=100,
         ticker_s=0.5,
         kernel_n=10,
+        huge_rows=250_000,
+        stream_chunks=5,
+        stream_chunk=10_000,
+        stream_rollover=100_000,
+        stream_in_s=0.5,
     ),
 }
 
@@ -164,7 +218,7 @@ class Urls:
 
 
 @contextmanager
-def bokeh_server(rows: int) -> Iterator[Urls]:
+def bokeh_server(rows: int, huge_rows: int) -> Iterator[Urls]:
     """One stock ``bokeh serve`` with every app in ``bench/apps``.
 
     ``--websocket-max-message-size`` allows the large document in both
@@ -179,13 +233,15 @@ def bokeh_server(rows: int) -> Iterator[Urls]:
         "--log-level",
         "warning",
         "--websocket-max-message-size",
-        str(MAX_MESSAGE_SIZE),
+        str(SERVER_MAX_MESSAGE_SIZE),
         "--unused-session-lifetime",
         str(3_600_000),
     ]
     apps = [APPS_DIR / f"{name}.py" for name in APPS]
     with helper.BokehServer.start(
-        apps, extra_args=extra_args, env={"BENCH_ROWS": str(rows)}
+        apps,
+        extra_args=extra_args,
+        env={"BENCH_ROWS": str(rows), "BENCH_HUGE_ROWS": str(huge_rows)},
     ) as srv:
         yield Urls(
             http={name: srv.http_url(name) for name in APPS},
@@ -326,26 +382,43 @@ def pull_summary(runs: list[JsonDict]) -> JsonDict:
         "wall_s_all": [r["wall_s"] for r in runs],
         "cpu_s": statistics.median(r["cpu_s"] for r in runs),
         "peak_above_baseline_bytes": statistics.median(r["peak_above_baseline"] for r in runs),
+        "minflt": statistics.median(r.get("minflt") or 0 for r in runs),
         "rows": runs[0]["rows"],
         "runs": runs,
     }
 
 
-def case_pull(urls: Urls, sizes: Sizes) -> JsonDict:
-    large, warm = urls.http["large"], urls.http["tiny"]
-    common = ["--warm-url", warm, "--max-message-size", str(MAX_MESSAGE_SIZE)]
+def _pull_three(url: str, warm: str, rows: int, repeats: int, max_message_size: int) -> JsonDict:
+    common = ["--warm-url", warm, "--max-message-size", str(max_message_size)]
     runs: dict[str, list[JsonDict]] = {"ours": [], "bokeh": [], "floor": []}
-    for _ in range(sizes.pull_repeats):  # interleaved, so drift hits all three alike
-        runs["ours"].append(run_side(PULL_SIDE, "ours", large, *common))
-        runs["bokeh"].append(run_side(BOKEH_SIDE, "pull", large, *common))
-        runs["floor"].append(run_side(PULL_SIDE, "floor", large, *common))
+    for _ in range(repeats):  # interleaved, so drift hits all three alike
+        runs["ours"].append(run_side(PULL_SIDE, "ours", url, *common))
+        runs["bokeh"].append(run_side(BOKEH_SIDE, "pull", url, *common))
+        runs["floor"].append(run_side(PULL_SIDE, "floor", url, *common))
     result: JsonDict = {impl: pull_summary(r) for impl, r in runs.items()}
-    result["payload_bytes"] = sizes.pull_rows * 2 * 8
+    result["payload_bytes"] = rows * 2 * 8
     for impl in ("ours", "bokeh", "floor"):
-        rows = result[impl].get("rows")
-        if rows is not None and rows != sizes.pull_rows:
-            result[impl] = {"error": {"type": "WrongRows", "message": f"{rows} rows pulled"}}
+        pulled = result[impl].get("rows")
+        if pulled is not None and pulled != rows:
+            result[impl] = {"error": {"type": "WrongRows", "message": f"{pulled} rows pulled"}}
     return result
+
+
+def case_pull(urls: Urls, sizes: Sizes) -> JsonDict:
+    result = _pull_three(
+        urls.http["large"], urls.http["tiny"], sizes.pull_rows, sizes.pull_repeats, MAX_MESSAGE_SIZE
+    )
+    # What the kernel alone charges a receiver for the same bytes (the limit).
+    result["kernel"] = run_side(
+        KERNEL_COPY, "--bytes", str(result["payload_bytes"]), "--repeats", "3"
+    )
+    return result
+
+
+def case_pull_huge(urls: Urls, sizes: Sizes) -> JsonDict:
+    """Case 2b: one pull each of the huge document, max_message_size raised."""
+    limit = max(MAX_MESSAGE_SIZE, sizes.huge_rows * 8 * 2)
+    return _pull_three(urls.http["huge"], urls.http["tiny"], sizes.huge_rows, 1, limit)
 
 
 # -- case 3: opening sessions -----------------------------------------------------------
@@ -430,12 +503,13 @@ def burst_ours(url: str, n: int) -> JsonDict:
         assert session.document is not None
         source = session.document.get_model_by_name("sink")
         assert isinstance(source, ColumnDataSource)
-        start = time.perf_counter()
+        cpu_start, start = cpu_seconds(), time.perf_counter()
         for i in range(n):
             source.stream({"x": [i], "y": [i]})
         calls_done = time.perf_counter() - start
         session.force_roundtrip()
         seconds = time.perf_counter() - start
+        cpu = cpu_seconds() - cpu_start
         check = pull_session(session_id=session.id, url=url)
         try:
             assert check.document is not None
@@ -452,6 +526,8 @@ def burst_ours(url: str, n: int) -> JsonDict:
         "seconds": seconds,
         "stream_calls_s": calls_done,
         "events_per_s": n / seconds,
+        "cpu_s": cpu,
+        "events_per_cpu_s": n / cpu if cpu else None,
         "rows_on_server": len(xs),
         "in_order": xs == expected and ys == expected,
     }
@@ -500,11 +576,18 @@ def burst_document_only(n: int) -> JsonDict:
     doc = Document()
     source = ColumnDataSource(data={"x": [], "y": []})
     doc.add_root(source)
-    start = time.perf_counter()
+    cpu_start, start = cpu_seconds(), time.perf_counter()
     for i in range(n):
         source.stream({"x": [i], "y": [i]})
     seconds = time.perf_counter() - start
-    return {"n": n, "seconds": seconds, "calls_per_s": n / seconds}
+    cpu = cpu_seconds() - cpu_start
+    return {
+        "n": n,
+        "seconds": seconds,
+        "calls_per_s": n / seconds,
+        "cpu_s": cpu,
+        "calls_per_cpu_s": n / cpu if cpu else None,
+    }
 
 
 def burst_bokeh(url: str, n: int, fallback_n: int) -> JsonDict:
@@ -517,14 +600,197 @@ def burst_bokeh(url: str, n: int, fallback_n: int) -> JsonDict:
 
 def case_burst(urls: Urls, sizes: Sizes) -> JsonDict:
     sink_http, sink_ws = urls.http["sink"], urls.ws["sink"]
+    # bokeh's own cost is measured right before and right after ours (same process,
+    # same load), and the two are averaged.
+    before = guarded(lambda: burst_document_only(sizes.burst_n))
+    ours = guarded(lambda: burst_ours(sink_http, sizes.burst_n))
+    after = guarded(lambda: burst_document_only(sizes.burst_n))
+    document_only = before
+    if "error" not in before and "error" not in after:
+        document_only = {
+            key: (before[key] + after[key]) / 2 if key != "n" else before[key] for key in before
+        }
+        document_only["runs"] = [before, after]
     return {
-        "ours": guarded(lambda: burst_ours(sink_http, sizes.burst_n)),
+        "ours": ours,
         "floor": guarded(lambda: burst_floor(sink_ws, sizes.burst_n)),
         "bokeh": guarded(
             lambda: burst_bokeh(sink_http, sizes.burst_n_bokeh, sizes.burst_n_bokeh_fallback)
         ),
-        "bokeh_document_only": guarded(lambda: burst_document_only(sizes.burst_n)),
+        "bokeh_document_only": document_only,
     }
+
+
+# -- case 7: numpy streams, client to server ---------------------------------------------------
+
+
+def stream_out_ours(url: str, sizes: Sizes) -> JsonDict:
+    data = stream_chunks(sizes.stream_chunks, sizes.stream_chunk)
+    n = sizes.stream_chunks * sizes.stream_chunk
+    session = pull_session(url=url)
+    try:
+        assert session.document is not None
+        source = session.document.get_model_by_name("sink")
+        assert isinstance(source, ColumnDataSource)
+        cpu_start, start = cpu_seconds(), time.perf_counter()
+        for columns in data:
+            source.stream(columns, rollover=sizes.stream_rollover)
+        session.force_roundtrip()
+        result = stream_record(n, time.perf_counter() - start, cpu_seconds() - cpu_start)
+        with pull_session(session_id=session.id, url=url) as check:
+            result.update(verify_stream(check.document, n, sizes.stream_rollover))
+    finally:
+        session.close()
+    return result
+
+
+def stream_out_floor(ws_url: str, sizes: Sizes) -> JsonDict:
+    """The same PATCH-DOC bytes (built before the clock starts), written raw."""
+    data = stream_chunks(sizes.stream_chunks, sizes.stream_chunk)
+    n = sizes.stream_chunks * sizes.stream_chunk
+
+    async def measure() -> JsonDict:
+        raw = await RawSession.open(ws_url)
+        try:
+            model_id = find_root(await raw.request("PULL-DOC-REQ"), "sink")["id"]
+            messages = [
+                array_stream_patch(model_id, columns, sizes.stream_rollover, f"f{i}_")
+                for i, columns in enumerate(data)
+            ]
+            cpu_start, start = cpu_seconds(), time.perf_counter()
+            for content, buffers in messages:
+                await raw.send_with_buffers("PATCH-DOC", content, buffers)
+            await raw.request("SERVER-INFO-REQ")  # skips the PATCH-DOC OKs
+            return stream_record(n, time.perf_counter() - start, cpu_seconds() - cpu_start)
+        finally:
+            await raw.close()
+
+    result = asyncio.run(measure())
+    result["messages"] = sizes.stream_chunks
+    return result
+
+
+def stream_out_bokeh(url: str, sizes: Sizes) -> JsonDict:
+    return run_side(
+        BOKEH_SIDE,
+        "stream_out",
+        url,
+        "--chunks",
+        str(sizes.stream_chunks),
+        "--chunk",
+        str(sizes.stream_chunk),
+        "--rollover",
+        str(sizes.stream_rollover),
+    )
+
+
+def interleaved(runners: dict[str, Callable[[], JsonDict]]) -> JsonDict:
+    """Run each implementation twice, in the order A B C C B A, and pool the two runs.
+
+    Cases 7 and 8 are bound by the server's rate, which drifts with the load of
+    the shared machine; the mirrored order gives every implementation the same
+    average position.
+    """
+    runs: dict[str, list[JsonDict]] = {name: [] for name in runners}
+    for name in [*runners, *reversed(list(runners))]:
+        runs[name].append(guarded(runners[name]))
+    result: JsonDict = {}
+    for name, pair in runs.items():
+        failed = [r for r in pair if "error" in r]
+        if failed:
+            result[name] = failed[0]
+            continue
+        pooled = stream_record(
+            sum(r["rows"] for r in pair),
+            sum(r["seconds"] for r in pair),
+            sum(r["cpu_s"] for r in pair),
+        )
+        if all("in_order" in r for r in pair):
+            pooled["in_order"] = all(r["in_order"] for r in pair)
+        pooled["runs"] = pair
+        result[name] = pooled
+    return result
+
+
+def case_stream_out(urls: Urls, sizes: Sizes) -> JsonDict:
+    http, ws = urls.http["arrays_sink"], urls.ws["arrays_sink"]
+    return interleaved(
+        {
+            "ours": lambda: stream_out_ours(http, sizes),
+            "floor": lambda: stream_out_floor(ws, sizes),
+            "bokeh": lambda: stream_out_bokeh(http, sizes),
+        }
+    )
+
+
+# -- case 8: numpy streams, server to client ---------------------------------------------------
+
+
+def stream_in_ours(ws_url: str, duration: float) -> JsonDict:
+    counter = RowCounter()
+
+    async def measure() -> JsonDict:
+        session = AsyncClientSession(websocket_url=ws_url)
+        try:
+            await session.pull()
+            assert session.document is not None
+            session.document.on_change(counter)
+            cpu_start, start = cpu_seconds(), time.perf_counter()
+            await asyncio.sleep(duration)
+            rows, seconds, cpu = (
+                counter.rows,
+                time.perf_counter() - start,
+                cpu_seconds() - cpu_start,
+            )
+            session.document.remove_on_change(counter)
+        finally:
+            await session.close()
+        return stream_record(rows, seconds, cpu)
+
+    return asyncio.run(measure())
+
+
+def stream_in_floor(ws_url: str, duration: float) -> JsonDict:
+    """Read the streamer's PATCH-DOCs raw; rows counted from the ndarray shapes."""
+
+    async def measure() -> JsonDict:
+        rows = 0
+        raw = await RawSession.open(ws_url)
+        try:
+            cpu_start, start = cpu_seconds(), time.perf_counter()
+            end = start + duration
+            while (left := end - time.perf_counter()) > 0:
+                try:
+                    message = await asyncio.wait_for(raw.receive(), left)
+                except TimeoutError:
+                    break
+                if message.header.get("msgtype") != "PATCH-DOC":
+                    continue
+                for event in json.loads(message.content)["events"]:
+                    if event.get("kind") == "ColumnsStreamed":
+                        first = event["data"]["entries"][0][1]
+                        rows += first["shape"][0] if isinstance(first, dict) else len(first)
+            seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu_start
+        finally:
+            await raw.close()
+        return stream_record(rows, seconds, cpu)
+
+    return asyncio.run(measure())
+
+
+def case_stream_in(urls: Urls, sizes: Sizes) -> JsonDict:
+    seconds = sizes.stream_in_s
+    result = interleaved(
+        {
+            "ours": lambda: stream_in_ours(urls.ws["streamer"], seconds),
+            "floor": lambda: stream_in_floor(urls.ws["streamer"], seconds),
+            "bokeh": lambda: run_side(
+                BOKEH_SIDE, "stream_in", urls.http["streamer"], "--duration", str(seconds)
+            ),
+        }
+    )
+    result["duration_s"] = seconds
+    return result
 
 
 # -- case 5: server-to-client latency ---------------------------------------------------------
@@ -598,11 +864,21 @@ def case_kernel(urls: Urls, sizes: Sizes) -> JsonDict:
     import kernel_case  # jupyter_client is only needed here
 
     def measure() -> JsonDict:
-        raw = kernel_case.run(urls.http["ticker"], urls.http["sink"], sizes.kernel_n)
+        raw = kernel_case.run(
+            urls.http["ticker"],
+            urls.http["sink"],
+            sizes.kernel_n,
+            streamer_url=urls.http["streamer"],
+        )
         load = raw["load"]
         if not load["task_alive"]:
             raise RuntimeError("the in-kernel streaming task died during the measurement")
+        stream_in = raw.get("stream_in") or {}
         return {
+            "stream_in": summarize(raw.get("stream_in_s", [])),
+            "stream_in_rows_per_s": (
+                stream_in["rows"] / stream_in["seconds"] if stream_in.get("seconds") else None
+            ),
             "baseline": summarize(raw["baseline_s"]),
             "loaded": summarize(raw["loaded_s"]),
             "load": load,
@@ -670,6 +946,11 @@ def _fmt(value: float | None, unit: str = "", digits: int = 3) -> str:
     return f"{text}{unit}"
 
 
+def _gbps(payload: Any, cpu: Any) -> float | None:
+    rate = _ratio(payload, cpu)
+    return None if rate is None else rate / 1e9
+
+
 def evaluate(cases: JsonDict) -> list[Target]:
     """Compare the run with the issue's targets."""
     targets: list[Target] = []
@@ -687,17 +968,47 @@ def evaluate(cases: JsonDict) -> list[Target]:
     )
 
     pull = cases.get("pull", {})
-    wall = _get(pull, "ours", "wall_s")
-    vs_bokeh = _ratio(wall, _get(pull, "bokeh", "wall_s"))
-    vs_floor = _ratio(wall, _get(pull, "floor", "wall_s"))
+    cpu = _get(pull, "ours", "cpu_s")
+    cpu_vs_bokeh = _ratio(cpu, _get(pull, "bokeh", "cpu_s"))
+    cpu_vs_floor = _ratio(cpu, _get(pull, "floor", "cpu_s"))
+    wall_vs_bokeh = _ratio(_get(pull, "ours", "wall_s"), _get(pull, "bokeh", "wall_s"))
     peak = _ratio(_get(pull, "ours", "peak_above_baseline_bytes"), pull.get("payload_bytes"))
     targets.append(
         Target(
             "pull",
-            "≤ 0.6x bokeh.client time, ≤ 1.3x floor, peak RSS above baseline ≤ 2x payload",
-            _status(_le(vs_bokeh, 0.6), _le(vs_floor, 1.3), _le(peak, 2.0)),
-            f"{_fmt(vs_bokeh, 'x')} bokeh, {_fmt(vs_floor, 'x')} floor, "
-            f"peak {_fmt(peak, 'x')} payload",
+            "client CPU ≤ 0.5x bokeh.client; peak RSS above baseline ≤ 1.2x payload",
+            _status(_le(cpu_vs_bokeh, 0.5), _le(peak, 1.2)),
+            f"CPU {_fmt(cpu_vs_bokeh, 'x')} bokeh, {_fmt(cpu_vs_floor, 'x')} floor; "
+            f"peak {_fmt(peak, 'x')} payload; wall {_fmt(wall_vs_bokeh, 'x')} bokeh",
+        )
+    )
+    payload = pull.get("payload_bytes")
+    rate = _ratio(payload, cpu)
+    kernel_rate = _get(pull, "kernel", "gb_per_s")
+    targets.append(
+        Target(
+            "receive",
+            "≥ 1 GB/s of payload per client CPU-second (whole pull)",
+            _status(_ge(None if rate is None else rate / 1e9, 1.0)),
+            f"{_fmt(None if rate is None else rate / 1e9, ' GB/s')} "
+            f"(floor {_fmt(_gbps(payload, _get(pull, 'floor', 'cpu_s')), ' GB/s')}, "
+            f"bokeh.client {_fmt(_gbps(payload, _get(pull, 'bokeh', 'cpu_s')), ' GB/s')}); "
+            f"kernel limit {_fmt(kernel_rate, ' GB/s')}",
+        )
+    )
+
+    huge = cases.get("pull_huge", {})
+    huge_peak = _ratio(_get(huge, "ours", "peak_above_baseline_bytes"), huge.get("payload_bytes"))
+    huge_payload = huge.get("payload_bytes")
+    targets.append(
+        Target(
+            "pull_huge",
+            "pulls, peak RSS above baseline ≤ 1.2x payload",
+            _status(_get(huge, "ours", "rows") is not None, _le(huge_peak, 1.2)),
+            f"{_fmt(None if huge_payload is None else huge_payload / 1e6, ' MB')}: "
+            f"peak {_fmt(huge_peak, 'x')} payload, CPU "
+            f"{_fmt(_ratio(_get(huge, 'ours', 'cpu_s'), _get(huge, 'bokeh', 'cpu_s')), 'x')} "
+            "bokeh.client",
         )
     )
 
@@ -731,6 +1042,43 @@ def evaluate(cases: JsonDict) -> list[Target]:
         )
     )
 
+    ours_rate = _get(burst, "ours", "events_per_cpu_s")
+    own_rate = _get(burst, "bokeh_document_only", "calls_per_cpu_s")
+    share = _ratio(ours_rate, own_rate)
+    targets.append(
+        Target(
+            "burst_vs_bokeh",
+            "≥ 90% of bokeh's own no-session stream() rate (per CPU-second)",
+            _status(_ge(share, 0.9)),
+            f"{_fmt(None if share is None else share * 100, '%')}: "
+            f"{_fmt(ours_rate, ' ev/CPU-s')} vs {_fmt(own_rate, ' calls/CPU-s')}",
+        )
+    )
+
+    for name, label in (("stream_out", "client to server"), ("stream_in", "server to client")):
+        case = cases.get(name, {})
+        ours = _get(case, "ours", "rows_per_s")
+        vs_floor = _ratio(ours, _get(case, "floor", "rows_per_s"))
+        vs_bokeh = _ratio(ours, _get(case, "bokeh", "rows_per_s"))
+        conditions = [_ge(vs_floor, 1 / 1.5)]
+        if vs_bokeh is not None:
+            conditions.append(_ge(vs_bokeh, 3.0))
+        if name == "stream_out":
+            conditions.append(_get(case, "ours", "in_order"))
+        cpu_row = _ratio(
+            _get(case, "ours", "rows_per_cpu_s"), _get(case, "bokeh", "rows_per_cpu_s")
+        )
+        targets.append(
+            Target(
+                name,
+                f"numpy rows/s {label}: within 1.5x of the floor, ≥ 3x bokeh.client",
+                _status(*conditions),
+                f"{_fmt(ours, ' rows/s')}: {_fmt(vs_floor, 'x')} floor, "
+                f"{_fmt(vs_bokeh, 'x')} bokeh.client (rows per CPU-second "
+                f"{_fmt(cpu_row, 'x')} bokeh.client)",
+            )
+        )
+
     push = cases.get("server_push", {})
     p50 = _get(push, "ours", "p50_ms")
     p99 = _get(push, "ours", "p99_ms")
@@ -750,6 +1098,16 @@ def evaluate(cases: JsonDict) -> list[Target]:
             "p99 ≤ 20 ms under load",
             _status(_le(p99, 20.0)),
             f"loaded p99 {_fmt(p99, ' ms')}",
+        )
+    )
+    p99_in = _get(cases, "kernel", "ours", "stream_in", "p99_ms")
+    targets.append(
+        Target(
+            "kernel_stream_in",
+            "p99 ≤ 20 ms while the kernel applies the server's numpy stream (case 8)",
+            _status(_le(p99_in, 20.0)),
+            f"p99 {_fmt(p99_in, ' ms')} at "
+            f"{_fmt(_get(cases, 'kernel', 'ours', 'stream_in_rows_per_s'), ' rows/s')} applied",
         )
     )
     return targets
@@ -834,6 +1192,49 @@ def table_rows(cases: JsonDict) -> list[Row]:
     rows.append(
         Row("2 pull", "peak RSS above baseline", mb["ours"], mb["bokeh"], mb["floor"], " MB")
     )
+    faults = {impl: _get(pull, impl, "minflt") for impl in IMPLS}
+    rows.append(
+        Row(
+            "2 pull",
+            "minor page faults",
+            faults["ours"],
+            faults["bokeh"],
+            faults["floor"],
+            "",
+        )
+    )
+    kernel_cpu = _get(pull, "kernel", "cpu_s")
+    rows.append(
+        Row(
+            "2 pull",
+            "receive, payload per client CPU-second (kernel alone: "
+            f"{_fmt(_get(pull, 'kernel', 'gb_per_s'), ' GB/s')}, {_fmt(kernel_cpu, ' s')})",
+            _gbps(payload, _get(pull, "ours", "cpu_s")),
+            _gbps(payload, _get(pull, "bokeh", "cpu_s")),
+            _gbps(payload, _get(pull, "floor", "cpu_s")),
+            " GB/s",
+        )
+    )
+    huge = cases.get("pull_huge", {})
+    huge_payload = _get(huge, "payload_bytes")
+    huge_mb = None if huge_payload is None else huge_payload / 1e6
+    for metric, key, unit, scale in (
+        ("client CPU time", "cpu_s", " s", 1.0),
+        ("peak RSS above baseline", "peak_above_baseline_bytes", " MB", 1e-6),
+    ):
+        values = {
+            impl: None if (v := _get(huge, impl, key)) is None else v * scale for impl in IMPLS
+        }
+        rows.append(
+            Row(
+                "2b huge pull",
+                f"{metric} ({_fmt(huge_mb, ' MB')} payload)",
+                values["ours"],
+                values["bokeh"],
+                values["floor"],
+                unit,
+            )
+        )
 
     opening = cases.get("open", {})
     rows.append(
@@ -884,6 +1285,34 @@ def table_rows(cases: JsonDict) -> list[Row]:
         )
     )
 
+    rows.append(
+        Row(
+            "4 burst",
+            "events per CPU-second (bokeh: its own stream() with no session)",
+            _get(burst, "ours", "events_per_cpu_s"),
+            _get(burst, "bokeh_document_only", "calls_per_cpu_s"),
+            None,
+            "",
+        )
+    )
+
+    for name, title in (("stream_out", "7 stream out"), ("stream_in", "8 stream in")):
+        case = cases.get(name, {})
+        for metric, key in (
+            ("rows/s (higher is better)", "rows_per_s"),
+            ("rows per CPU-second", "rows_per_cpu_s"),
+        ):
+            rows.append(
+                Row(
+                    title,
+                    metric,
+                    _get(case, "ours", key),
+                    _get(case, "bokeh", key),
+                    _get(case, "floor", key),
+                    "",
+                )
+            )
+
     push = cases.get("server_push", {})
     for pct in ("p50", "p99"):
         rows.append(
@@ -898,7 +1327,7 @@ def table_rows(cases: JsonDict) -> list[Row]:
         )
 
     kernel = cases.get("kernel", {})
-    for phase in ("baseline", "loaded"):
+    for phase in ("baseline", "loaded", "stream_in"):
         for pct in ("p50", "p99"):
             rows.append(
                 Row(
@@ -1069,6 +1498,9 @@ def main(argv: list[str] | None = None) -> int:
     runners: dict[str, Callable[[Urls, Sizes], JsonDict]] = {
         "latency": case_latency,
         "pull": case_pull,
+        "pull_huge": case_pull_huge,
+        "stream_out": case_stream_out,
+        "stream_in": case_stream_in,
         "open": case_open,
         "burst": case_burst,
         "server_push": case_server_push,
@@ -1077,7 +1509,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     load_before = os.getloadavg()
     cases: JsonDict = {}
-    with bokeh_server(sizes.pull_rows) as urls:
+    with bokeh_server(sizes.pull_rows, sizes.huge_rows) as urls:
         for name in selected:
             log(f"{CASE_TITLES[name]} ...")
             case_start = time.perf_counter()

@@ -56,6 +56,7 @@ from bokeh.server.callbacks import (
 from bokeh.settings import settings
 from bokeh.util import token as bokeh_token
 
+from ._arrays import with_arrays
 from .exceptions import UnknownModelTypes
 
 __all__ = [
@@ -93,6 +94,7 @@ BOKEH_VERSION: str = bokeh.__version__
 DEFAULT_SERVER_HTTP_URL: str = _BOKEH_DEFAULT_URL
 
 BufferPair = tuple[str, bytes]
+ReceivedBuffer = tuple[str, bytes | memoryview]
 
 
 def _use_unique_model_ids() -> None:
@@ -173,11 +175,13 @@ def _minor(version: str) -> tuple[str, ...]:
 # -- documents (PROTOCOL.md §4.2) ------------------------------------------------
 
 
-def _serialized(content: Any, buffers: Sequence[BufferPair]) -> Serialized[Any]:
-    return Serialized(content, [Buffer(ID(bid), data) for bid, data in buffers])
+def _serialized(content: Any, buffers: Sequence[ReceivedBuffer]) -> Serialized[Any]:
+    # Arrays view writable received buffers instead of being copied (_arrays.py).
+    content, remaining = with_arrays(content, buffers)
+    return Serialized(content, [Buffer(ID(bid), data) for bid, data in remaining])
 
 
-def new_document_from_reply(content: Any, buffers: Sequence[BufferPair]) -> Document:
+def new_document_from_reply(content: Any, buffers: Sequence[ReceivedBuffer]) -> Document:
     """Build a Document from a PULL-DOC-REPLY content and its buffers.
 
     Raises:
@@ -194,7 +198,7 @@ def new_document_from_reply(content: Any, buffers: Sequence[BufferPair]) -> Docu
 def replace_document_from_reply(
     doc: Document,
     content: Any,
-    buffers: Sequence[BufferPair],
+    buffers: Sequence[ReceivedBuffer],
     *,
     refuse_stale: Callable[[Model], Exception] | None = None,
 ) -> None:
@@ -609,7 +613,7 @@ class PatchOutcome:
 
 
 def apply_patch(
-    doc: Document, content: Any, buffers: Sequence[BufferPair], setter: object
+    doc: Document, content: Any, buffers: Sequence[ReceivedBuffer], setter: object
 ) -> PatchOutcome:
     """Apply a server PATCH-DOC to ``doc`` with ``setter``, all or nothing (home thread).
 

@@ -50,7 +50,7 @@ T = TypeVar("T")
 #: Server patches waiting to be applied before they are coalesced into a re-pull.
 MAX_INCOMING_BACKLOG = 200
 
-Buffers = Sequence[tuple[str, bytes]]
+Buffers = Sequence[_bokeh.ReceivedBuffer]
 
 
 class DocumentSync:

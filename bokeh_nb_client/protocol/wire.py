@@ -34,6 +34,7 @@ __all__ = [
     "MAX_BUFFERS",
     "Assembler",
     "AssemblerState",
+    "BinaryPayload",
     "Fragment",
     "JsonText",
     "OutFragment",
@@ -41,8 +42,14 @@ __all__ = [
     "encode",
 ]
 
-Fragment: TypeAlias = str | bytes
-"""One received websocket message: ``str`` for a text frame, ``bytes`` for binary."""
+Fragment: TypeAlias = str | bytes | memoryview
+"""One received websocket message: ``str`` for a text frame, ``bytes`` or a
+``memoryview`` for binary. A received ``memoryview`` is handed over: the transport
+keeps no reference to it, and the buffers of a :class:`WireMessage` share its
+memory (no copy), so decoded arrays may too."""
+
+BinaryPayload: TypeAlias = bytes | memoryview
+"""A received binary payload (see :data:`Fragment`)."""
 
 OutFragment: TypeAlias = str | bytes | memoryview
 """One websocket message to send. A ``memoryview`` is a binary frame; it is passed
@@ -80,13 +87,15 @@ class WireMessage:
             and ``num_buffers``).
         metadata: the parsed metadata (bokeh always sends ``{}``).
         content: the parsed content.
-        buffers: ``(id, payload)`` pairs in the order they arrived.
+        buffers: ``(id, payload)`` pairs in the order they arrived; a payload is
+            ``bytes`` or a ``memoryview`` the transport handed over (writable when
+            the transport made it so).
     """
 
     header: dict[str, Any]
     metadata: Any
     content: Any
-    buffers: tuple[tuple[str, bytes], ...] = ()
+    buffers: tuple[tuple[str, BinaryPayload], ...] = ()
 
     @property
     def msgtype(self) -> str:
@@ -253,7 +262,7 @@ class Assembler:
         self._metadata: Any = None
         self._content: Any = None
         self._num_buffers = 0
-        self._buffers: list[tuple[str, bytes]] = []
+        self._buffers: list[tuple[str, BinaryPayload]] = []
         self._buffer_id = ""
 
     @property
@@ -265,8 +274,8 @@ class Assembler:
         """Consume the next received fragment.
 
         Args:
-            fragment: a text frame as ``str`` or a binary frame as ``bytes``
-                (``bytearray`` and ``memoryview`` are accepted as binary too).
+            fragment: a text frame as ``str`` or a binary frame as ``bytes`` or
+                ``memoryview`` (kept as is, not copied); a ``bytearray`` is copied.
 
         Returns:
             The message this fragment completed, or None if it is still partial.
@@ -284,7 +293,10 @@ class Assembler:
                 f"the fragment stream already failed ({self._failure}); "
                 "no further fragments can be assembled"
             ) from self._failure
-        if isinstance(fragment, bytearray | memoryview):
+        if isinstance(fragment, memoryview):
+            if fragment.ndim != 1 or fragment.format != "B":
+                fragment = fragment.cast("B")
+        elif isinstance(fragment, bytearray):
             fragment = bytes(fragment)
         elif not isinstance(fragment, str | bytes):
             raise TypeError(f"a fragment must be str or bytes, got {type(fragment).__name__}")
@@ -304,7 +316,7 @@ class Assembler:
     def _consume(self, fragment: Fragment) -> WireMessage | None:
         state = self._state
         if state is AssemblerState.BUFFER_PAYLOAD:
-            if not isinstance(fragment, bytes):
+            if isinstance(fragment, str):
                 raise RemoteProtocolError(
                     f"expected a binary fragment for the {self._buffer_part()}, got text"
                 )

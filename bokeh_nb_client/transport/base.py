@@ -32,7 +32,11 @@ class Transport(Protocol):
         ...
 
     async def receive(self) -> Fragment:
-        """Return the next fragment; raise ``ConnectionClosed`` at the end."""
+        """Return the next fragment; raise ``ConnectionClosed`` at the end.
+
+        Text is a ``str``; binary is ``bytes`` or a ``memoryview`` that the
+        transport hands over (it keeps no reference; arrays may view it).
+        """
         ...
 
     async def close(self, code: int = 1000, reason: str = "closed") -> None:

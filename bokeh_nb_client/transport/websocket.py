@@ -18,11 +18,12 @@ its reply from the server's Nagle buffer.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import socket
 import ssl as ssl_module
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 
@@ -31,11 +32,13 @@ from ..exceptions import (
     ConnectionClosed,
     HandshakeRejected,
     MessageTooBig,
+    RemoteProtocolError,
     Timeout,
 )
 from ..protocol.urls import redact_userinfo
 from ..protocol.wire import Fragment
 from .base import closed_error
+from .frames import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, FrameDecoder, close_code
 
 __all__ = ["AiohttpTransport", "check_fragment_sizes", "closed_error"]
 
@@ -64,6 +67,7 @@ class AiohttpTransport:
         self._max_message_size = max_message_size
         self._sock: Any = ws.get_extra_info("socket")
         self._tune_socket()
+        self.buffered_reads = _read_into_buffers(ws)
         self.bytes_in = 0
         self.bytes_out = 0
         self._local_close: tuple[int, str] | None = None
@@ -89,7 +93,10 @@ class AiohttpTransport:
             Timeout: the handshake took longer than ``timeout`` seconds.
         """
         shown = redact_userinfo(url)  # what messages may show: no credentials
-        http = aiohttp.ClientSession(cookies=dict(cookies) if cookies else None)
+        http = aiohttp.ClientSession(
+            cookies=dict(cookies) if cookies else None,
+            ws_response_class=_response_class(max_message_size),
+        )
         failure: BaseException | None = None
         try:
             ws = await asyncio.wait_for(
@@ -289,3 +296,140 @@ def _translate_connect_error(exc: BaseException, url: str, timeout: float) -> Ba
     if isinstance(exc, aiohttp.ClientError | OSError):
         return ConnectError(f"cannot connect to {url}: {exc}", url=url)
     return exc
+
+
+# -- the receive path ---------------------------------------------------------------
+#
+# aiohttp parses incoming frames with its WebSocketReader, which keeps every socket
+# read of a large frame as a bytes slice and joins them at the end (two copies and
+# a transient second buffer per Bokeh array). We give the connection our own
+# parser instead (frames.FrameDecoder), which feeds aiohttp's message queue with
+# the same WSMessage values, so ``ws.receive()``, ping/pong and close handling stay
+# aiohttp's. On a plain TCP socket the transport is then switched to a
+# BufferedProtocol so the kernel writes large payloads straight into their final
+# buffer. See bench/README.md, "Receive path".
+
+_KINDS = {
+    OP_TEXT: aiohttp.WSMsgType.TEXT,
+    OP_BINARY: aiohttp.WSMsgType.BINARY,
+    OP_CLOSE: aiohttp.WSMsgType.CLOSE,
+    OP_PING: aiohttp.WSMsgType.PING,
+    OP_PONG: aiohttp.WSMsgType.PONG,
+}
+
+
+class _FrameParser:
+    """What aiohttp's ResponseHandler expects of a websocket payload parser."""
+
+    __slots__ = ("decoder", "queue")
+
+    def __init__(self, queue: Any, max_msg_size: int) -> None:
+        self.queue = queue
+        self.decoder = FrameDecoder(self._deliver, max_msg_size)
+
+    def _deliver(self, opcode: int, data: Any, extra: str, size: int) -> None:
+        self.queue.feed_data(aiohttp.WSMessage(_KINDS[opcode], data, extra), size)
+
+    def fail(self, exc: RemoteProtocolError) -> None:
+        """Hand a framing error to the reader, as aiohttp's own parser does."""
+        self.queue.set_exception(aiohttp.WebSocketError(close_code(exc), str(exc)))
+
+    def feed_data(self, data: bytes | bytearray | memoryview) -> tuple[bool, bytes]:
+        if self.decoder.failed:
+            return True, b""
+        try:
+            self.decoder.feed(data)
+        except RemoteProtocolError as exc:
+            self.fail(exc)
+            return True, b""
+        return False, b""
+
+    def feed_eof(self) -> None:
+        self.queue.feed_eof()
+
+
+class _FrameReaderResponse(aiohttp.ClientWebSocketResponse):
+    """aiohttp's websocket response, with our parser in place of WebSocketReader.
+
+    ``ws_connect`` assigns its reader to ``_parser`` and then hands ``_parser`` to
+    the connection; the property swaps ours in at that moment, before any frame
+    has been parsed.
+    """
+
+    frame_limit: ClassVar[int] = 0
+
+    @property  # type: ignore[override]
+    def _parser(self) -> _FrameParser | None:
+        parser: _FrameParser | None = self.__dict__.get("_nbc_parser")
+        return parser
+
+    @_parser.setter
+    def _parser(self, value: object) -> None:
+        if value is not None and not isinstance(value, _FrameParser):
+            value = _FrameParser(self._reader, self.frame_limit)
+        self.__dict__["_nbc_parser"] = value
+
+
+@functools.lru_cache(maxsize=32)
+def _response_class(max_msg_size: int) -> type[aiohttp.ClientWebSocketResponse]:
+    return type("FrameReaderResponse", (_FrameReaderResponse,), {"frame_limit": max_msg_size})
+
+
+class _BufferedReader(asyncio.BufferedProtocol):
+    """Stands in for aiohttp's protocol on the transport; reads go into our buffers.
+
+    Every other callback is forwarded to aiohttp's protocol unchanged.
+    """
+
+    def __init__(self, inner: Any, parser: _FrameParser) -> None:
+        self._inner = inner
+        self._parser = parser
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._parser.decoder.get_buffer(sizehint)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        decoder = self._parser.decoder
+        if decoder.failed:
+            return
+        try:
+            decoder.buffer_updated(nbytes)
+        except RemoteProtocolError as exc:
+            self._parser.fail(exc)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._inner.connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._inner.connection_lost(exc)
+
+    def eof_received(self) -> bool | None:
+        result: bool | None = self._inner.eof_received()
+        return result
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
+
+
+def _read_into_buffers(ws: aiohttp.ClientWebSocketResponse) -> bool:
+    """Switch a plain-TCP websocket's transport to buffered reads; True if done.
+
+    Over TLS the decrypted bytes are copied by the SSL layer anyway, so the
+    transport keeps calling aiohttp's protocol (which feeds our parser).
+    """
+    parser: object = ws._parser
+    conn = ws._conn
+    protocol = getattr(conn, "protocol", None)
+    transport = getattr(protocol, "transport", None)
+    if (
+        not isinstance(parser, _FrameParser)
+        or transport is None
+        or transport.get_extra_info("sslcontext") is not None
+        or not hasattr(transport, "set_protocol")
+    ):
+        return False
+    transport.set_protocol(_BufferedReader(protocol, parser))
+    return True

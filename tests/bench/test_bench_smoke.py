@@ -14,7 +14,17 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-CASES = ("latency", "pull", "open", "burst", "server_push", "kernel")
+CASES = (
+    "latency",
+    "pull",
+    "pull_huge",
+    "open",
+    "burst",
+    "server_push",
+    "kernel",
+    "stream_out",
+    "stream_in",
+)
 
 
 @pytest.mark.interop
@@ -38,4 +48,10 @@ def test_tiny_run_reports_every_case_for_ours(tmp_path: Path) -> None:
         ours = report["cases"][case]["ours"]
         assert "error" not in ours, f"{case}: {ours['error']}"
     assert set(report["cases"]) == set(CASES)
-    assert [t["case"] for t in report["targets"]] == list(CASES)
+    assert {t["case"] for t in report["targets"]} >= set(CASES)
+    # Each figure has the floor and bokeh.client beside ours.
+    for case in ("pull", "pull_huge", "stream_out", "stream_in"):
+        for impl in ("bokeh", "floor"):
+            assert impl in report["cases"][case], f"{case}: no {impl}"
+    assert "cpu_s" in report["cases"]["pull"]["kernel"]
+    assert report["cases"]["stream_out"]["ours"]["in_order"] is True

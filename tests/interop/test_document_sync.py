@@ -385,3 +385,42 @@ def test_unit_spec_changes_do_not_boomerang(
                 assert getattr(mirrored, "value", mirrored) == value
             else:
                 assert mirrored == getattr(glyph, attr)
+
+
+def test_pulled_arrays_view_received_buffers_and_take_changes_both_ways(
+    bokeh_server: BokehServer,
+) -> None:
+    """Zero-copy pull (issue 14): equal, writable arrays that in-place changes still reach."""
+    url = bokeh_server.http_url("zero_copy")
+    rows = 200_000
+    with pull_session(url=url) as session:
+        doc = session.document
+        assert doc is not None
+        src = doc.select_one({"name": "src"})
+        x, y = src.data["x"], src.data["y"]
+        assert np.array_equal(x, np.arange(rows, dtype="float64"))
+        assert np.array_equal(y, np.arange(rows, dtype="int32"))
+        assert y.dtype == np.int32
+        # Views of the received buffers, not copies, and still writable.
+        assert not x.flags.owndata and x.flags.writeable and y.flags.writeable
+
+        # The user changes the pulled arrays in place; the server gets it.
+        src.patch({"x": [(0, -1.0)]})
+        src.stream({"x": np.array([-5.0]), "y": np.array([-5], dtype="int32")})
+        session.force_roundtrip()
+        assert src.data["x"][0] == -1.0 and len(src.data["x"]) == rows + 1
+
+        # The server changes them in place too.
+        cmd = doc.select_one({"name": "cmd"})
+        cmd.text = "patch"
+        poll_until(session, lambda: src.data["x"][1] == -2.0)
+        cmd.text = "stream"
+        poll_until(session, lambda: len(src.data["x"]) == rows + 1 + 70_000)
+        assert src.data["x"][-1] == rows + 70_000
+        assert src.data["y"].dtype == np.int32
+
+        with pull_session(session_id=session.id, url=url) as other:
+            assert other.document is not None
+            held = other.document.select_one({"name": "src"}).data
+            assert np.array_equal(np.asarray(held["x"]), np.asarray(src.data["x"]))
+            assert np.array_equal(np.asarray(held["y"]), np.asarray(src.data["y"]))
