@@ -83,7 +83,11 @@ def test_the_wheel_carries_license_metadata_and_package_data(dist: Path) -> None
     assert metadata["Version"] == bokeh_nb_client.__version__
     assert metadata["License-Expression"] == "BSD-3-Clause"
     assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names), names
-    for required in ("bokeh_nb_client/py.typed", "bokeh_nb_client/apps/monitor.py"):
+    for required in (
+        "bokeh_nb_client/py.typed",
+        "bokeh_nb_client/apps/monitor.py",
+        "bokeh_nb_client/jupyter/static/view.js",
+    ):
         assert required in names
     assert any(
         name.endswith(f"etc/jupyter/jupyter_server_config.d/{CONFIG_NAME}") for name in names
