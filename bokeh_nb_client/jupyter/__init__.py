@@ -183,7 +183,7 @@ def unload_ipython_extension(ipython: object) -> None:
 
     if not isinstance(ipython, InteractiveShell):
         raise TypeError(f"expected an IPython InteractiveShell, got {type(ipython).__name__}")
-    from .views import mark_views_closed
+    from .sessions import forget_closed
 
     closing = registry.items()
     failures = registry.close_all()
@@ -193,7 +193,7 @@ def unload_ipython_extension(ipython: object) -> None:
     for name, error in failures:
         log.warning("closing session %r failed: %s", name, error)
     for _, session in closing:
-        mark_views_closed(session.app_url, session.id)
+        forget_closed(session)  # its views say it was closed
     errors.uninstall(ipython)
     manager = ipython.magics_manager
     if manager is not None:

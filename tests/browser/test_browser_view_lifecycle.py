@@ -16,6 +16,8 @@ One scenario in JupyterLab, as a user meets it (issue 12, items 1 to 5):
    websocket the page had to the Bokeh server is closed (item 5).
 5. A new session's view, then the kernel restarts: that view says it was
    closed, and its websocket is closed too (item 5). ``view_closed.png``.
+6. A new view, then its notebook tab is closed (the kernel keeps running): the
+   view's websocket is closed too (item 5).
 """
 
 from __future__ import annotations
@@ -133,6 +135,22 @@ def _scenario(page: Any, lab: JupyterLab, start_bokeh_server: StartBokehServer) 
     assert len(sockets) > before
     _wait_all_closed(sockets)
     page.screenshot(path=str(ARTIFACTS / "view_closed.png"))
+
+    # 6. A live view, then its notebook tab is closed: the view's connection closes.
+    before = len(sockets)
+    run_in_new_cell(
+        page,
+        "from bokeh_nb_client import pull_session\n"
+        f"u = pull_session(url={server.http_url('basic')!r})\nu.show()",
+    )
+    page.locator(".bnc-view[data-state='live']").first.wait_for(timeout=TIMEOUT_MS)
+    assert len(sockets) > before
+    page.locator(".lm-TabBar-tab", has_text=NOTEBOOK).locator(".lm-TabBar-tabCloseIcon").click()
+    discard = page.get_by_role("button", name="Discard")
+    discard.wait_for(timeout=TIMEOUT_MS)  # the notebook changed: JupyterLab asks
+    discard.click()
+    page.locator(".jp-Notebook").wait_for(state="detached", timeout=TIMEOUT_MS)
+    _wait_all_closed(sockets)
 
 
 def _wait_all_closed(sockets: list[Any]) -> None:

@@ -127,8 +127,9 @@ def _scenario(page: Any, jupyter: JupyterProcess, bokeh: BokehServer) -> None:
     status = f"{jupyter.origin}/user/test/bokeh-proxy/api/status?port={bokeh.port}"
     assert all(url.startswith(proxy) or url == status for url in bokeh_requests), bokeh_requests
     ws = "ws" + proxy.removeprefix("http") + "basic/ws"
-    # BokehJS keeps one connection per server session in a page: both views share it.
-    assert [url for url in sockets if "bokeh" in url] == [ws], sockets
+    # Each view has its own connection (a view that lost its connection must not
+    # hand a dead one to the next view of the same session): two views, two sockets.
+    assert [url for url in sockets if "bokeh" in url] == [ws, ws], sockets
 
     # 4. A port nobody registered is refused, and so is a browser that is not logged in.
     unlisted = jupyter.proxy_url(find_free_port(), "/basic/autoload.js?bokeh-autoload-element=x")
