@@ -535,3 +535,24 @@ def test_session_over_the_in_memory_transport_through_the_seam() -> None:
         await memory.aclose()
 
     run(main)
+
+
+def test_interrupted_first_connect_does_not_stay_connecting() -> None:
+    async def main() -> None:
+        server = FakeBokehServer(server_document())
+        server.send_ack = False  # the connect hangs waiting for ACK
+        memory = InMemory(server)
+        session = AsyncClientSession(
+            websocket_url="ws://memory.invalid/app/ws", transport_factory=memory.open
+        )
+        connecting = asyncio.ensure_future(session.connect())
+        while session.status.state is not SessionState.CONNECTING:
+            await asyncio.sleep(0)
+        connecting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await connecting
+        assert session.status.state is SessionState.NOT_CONNECTED
+        await session.close()
+        await memory.aclose()
+
+    run(main)
