@@ -545,9 +545,12 @@ def test_interrupted_first_connect_does_not_stay_connecting() -> None:
         session = AsyncClientSession(
             websocket_url="ws://memory.invalid/app/ws", transport_factory=memory.open
         )
+        entered = asyncio.Event()
+        session.subscribe(
+            lambda status: entered.set() if status.state is SessionState.CONNECTING else None
+        )
         connecting = asyncio.ensure_future(session.connect())
-        while session.status.state is not SessionState.CONNECTING:
-            await asyncio.sleep(0)
+        await entered.wait()
         connecting.cancel()
         with pytest.raises(asyncio.CancelledError):
             await connecting
