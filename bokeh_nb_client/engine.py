@@ -56,6 +56,7 @@ __all__ = [
     "Engine",
     "Home",
     "current_home",
+    "finish_on_stopped_loop",
     "get_engine",
     "home_for",
     "loop_serves",
@@ -241,6 +242,26 @@ class Home:
         except KeyboardInterrupt:
             future.cancel()
             raise
+
+
+def finish_on_stopped_loop(
+    loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None], timeout: float
+) -> bool:
+    """Run ``coro`` to its end on ``loop`` if that loop is stopped (at interpreter exit).
+
+    Used to close sessions whose loop (a kernel's, or a script's own) stopped
+    without closing them. Never nests: a loop that is running (anywhere) or
+    closed, or a thread with a running loop, is left alone and ``coro`` is
+    discarded. Returns whether it ran.
+
+    Raises:
+        whatever ``coro`` raises, and ``TimeoutError`` after ``timeout`` seconds.
+    """
+    if loop.is_running() or loop.is_closed() or _loop_running_here():
+        coro.close()
+        return False
+    loop.run_until_complete(asyncio.wait_for(coro, timeout))
+    return True
 
 
 def _loop_running_here() -> bool:

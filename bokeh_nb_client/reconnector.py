@@ -179,7 +179,7 @@ class Reconnector:
         why = (
             "every root of the re-pulled document has a new id"
             if certain
-            else "the server was unreachable, so it restarted (or dropped the session)"
+            else "the server could not be reached for a while: it restarted or dropped the session"
         )
         message = (
             f"session {s.id[:8]}… reconnected to a NEW server session ({why}): the app ran "

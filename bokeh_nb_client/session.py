@@ -37,7 +37,7 @@ from . import _bokeh
 from ._bokeh import Document
 from .connection import Connection
 from .docsync import DocumentSync
-from .engine import Home
+from .engine import Home, finish_on_stopped_loop
 from .exceptions import (
     BokehClientError,
 )
@@ -85,10 +85,10 @@ def _close_at_exit() -> None:
     """
     for session in live_sessions():
         loop = session._loop
-        if loop is None or loop.is_running() or loop.is_closed():
-            continue
+        if loop is None or not session._docsync.home_is_loop:
+            continue  # not bound yet, or a synchronous session (the engine's)
         try:
-            loop.run_until_complete(asyncio.wait_for(session.close("interpreter exit"), 2.0))
+            finish_on_stopped_loop(loop, session.close("interpreter exit"), 2.0)
         except Exception as exc:  # noqa: BLE001 - at exit there is no caller to raise to
             log.warning("session %s…: not closed cleanly at exit: %r", session.id[:8], exc)
 
@@ -213,6 +213,7 @@ class AsyncClientSession(SessionCore):
         self._conn: Connection | None = None
         self._failure: BokehClientError | None = None
         self._repull: asyncio.Task[None] | None = None
+        self._repull_again = False
         self._server_info: ServerInfo | None = None
         self._server_info_reply: asyncio.Future[WireMessage] | None = None
         _live.add(self)

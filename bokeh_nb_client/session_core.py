@@ -88,6 +88,7 @@ class SessionCore:
     _conn: Connection | None
     _failure: BokehClientError | None
     _repull: asyncio.Task[None] | None
+    _repull_again: bool
     _server_info: ServerInfo | None
     _server_info_reply: asyncio.Future[WireMessage] | None
 
@@ -296,10 +297,18 @@ class SessionCore:
         self._publish_traffic()
 
     def _start_repull(self, coalesce: bool) -> None:
-        """Re-pull in the background: a patch failed to apply, or a backlog is coalesced."""
-        if self._lifecycle.closed or (self._repull is not None and not self._repull.done()):
-            if coalesce and self._repull is None:
-                self._docsync.end_coalescing()
+        """Re-pull in the background: a patch failed to apply, or a backlog is coalesced.
+
+        One re-pull runs at a time. A request while one runs is remembered and
+        served by another re-pull right after it: the running one's reply may
+        predate the changes that prompted the request (they were dropped while
+        coalescing, or failed to apply), so it cannot stand in for them.
+        """
+        if self._lifecycle.closed:
+            self._docsync.end_coalescing()
+            return
+        if self._repull is not None and not self._repull.done():
+            self._repull_again = True
             return
         assert self._loop is not None
         self._repull = self._loop.create_task(self._repull_document(coalesce), name="re-pull")
@@ -316,7 +325,14 @@ class SessionCore:
             log.exception("session %s…: re-pull failed", self._id[:8])
             self._status.publish(last_error=f"re-pull failed: {exc!r}")
         finally:
-            self._docsync.end_coalescing()  # whatever happened, patches apply again
+            if self._repull_again and not self._lifecycle.closed and self._loop is not None:
+                # Coalescing (if on) goes on until this next re-pull's reply.
+                self._repull_again = False
+                self._repull = self._loop.create_task(
+                    self._repull_document(self._docsync.coalescing), name="re-pull"
+                )
+            else:
+                self._docsync.end_coalescing()  # whatever happened, patches apply again
 
     async def _flush(self) -> None:
         async with self._locked_send():

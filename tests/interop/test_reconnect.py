@@ -87,6 +87,8 @@ def test_restart_mid_stream_pull_policy_reports_discarded_changes(
     watch.wait_for(SessionState.CONNECTED, after=lost_at)
     assert session.connected
     assert any("ColumnsStreamed" in item for item in session.discarded_changes)
+    # Models are named as the user knows them (type and name), not by id alone.
+    assert any("ColumnDataSource 'sink'" in item for item in session.discarded_changes)
     # A restarted server runs the app again; with a fresh process its id counter
     # repeats the same ids, so the document looks the same: the server's state won.
     assert {root.id for root in doc.roots} == old_ids

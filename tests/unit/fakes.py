@@ -39,6 +39,7 @@ from ws_server import AiohttpServerPeer, serve_websocket
 from bokeh_nb_client.exceptions import ConnectionClosed
 from bokeh_nb_client.protocol import MsgType, WireMessage, counter_ids, make_header
 from bokeh_nb_client.protocol.wire import Assembler, Fragment, JsonText, encode
+from bokeh_nb_client.transport.memory import MemoryTransport, memory_pair
 
 T = TypeVar("T")
 
@@ -324,6 +325,40 @@ async def hosted(server: FakeBokehServer, path: str = "/app/ws") -> AsyncIterato
 
     async with serve_websocket(on_connect, path, close_code=WSCloseCode.GOING_AWAY) as url:
         yield url
+
+
+class InMemory:
+    """The session's transport seam, served by a ``FakeBokehServer`` in memory.
+
+    Pass ``InMemory(server).open`` as ``AsyncClientSession(transport_factory=...)``:
+    each connect makes a ``memory_pair`` and serves its peer with ``server`` in a
+    task owned here (``aclose`` awaits them). No socket, no patching.
+    """
+
+    def __init__(self, server: FakeBokehServer) -> None:
+        self.server = server
+        self.tokens: list[str] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def open(
+        self,
+        url: str,
+        *,
+        token: str,
+        max_message_size: int,
+        timeout: float,
+        headers: Any = None,
+        cookies: Any = None,
+        ssl: Any = None,
+    ) -> MemoryTransport:
+        transport, peer = memory_pair(url, max_message_size=max_message_size)
+        self.tokens.append(token)
+        self._tasks.append(asyncio.get_running_loop().create_task(self.server.serve(peer)))
+        return transport
+
+    async def aclose(self) -> None:
+        """Wait for every served connection to end (the client closed them)."""
+        await asyncio.gather(*self._tasks)
 
 
 class ServerThread:

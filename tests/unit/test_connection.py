@@ -540,3 +540,72 @@ def test_received_fragment_over_the_limit_ends_the_connection() -> None:
         await client.conn.close()
 
     run(main)
+
+
+# -- one record per outstanding request (issue 11 item 1) ---------------------------------
+
+
+def test_cancelled_send_drops_its_late_reply_and_never_calls_its_handler() -> None:
+    async def main() -> None:
+        client = await connect()
+        handled: list[WireMessage] = []
+        future = await client.conn.send(MsgType.PULL_DOC_REQ, {}, on_reply=handled.append)
+        request = await expect_request(client, MsgType.PULL_DOC_REQ)
+        future.cancel()  # the requester gave up (timeout, interrupt, cancelled await)
+        await client.server.reply(request, MsgType.PULL_DOC_REPLY, {"doc": {}})
+        # The connection goes on; the late reply had no effect.
+        after = start(client.conn.request(MsgType.SERVER_INFO_REQ, {}, timeout=LONG))
+        await client.server.reply(
+            await expect_request(client, MsgType.SERVER_INFO_REQ), MsgType.SERVER_INFO_REPLY
+        )
+        await after
+        assert handled == []
+        assert client.patches == []
+        assert not client.conn.closed
+        await client.conn.close()
+
+    run(main)
+
+
+def test_error_reply_removes_the_reply_handler_and_calls_on_answered() -> None:
+    async def main() -> None:
+        client = await connect()
+        handled: list[WireMessage] = []
+        answered: list[str] = []
+        future = await client.conn.send(
+            MsgType.PULL_DOC_REQ,
+            {},
+            on_reply=handled.append,
+            on_answered=lambda: answered.append("answered"),
+        )
+        request = await expect_request(client, MsgType.PULL_DOC_REQ)
+        await client.server.error(request, "no", "Traceback: ...")
+        with pytest.raises(ServerError):
+            await future
+        assert handled == []
+        assert answered == ["answered"]
+        await client.conn.close()
+
+    run(main)
+
+
+def test_on_answered_runs_before_a_patch_buffered_right_behind_the_reply() -> None:
+    async def main() -> None:
+        order: list[str] = []
+        client = await connect(on_patch=lambda message: order.append("patch"))
+        future = await client.conn.send(
+            MsgType.PATCH_DOC, {"events": []}, on_answered=lambda: order.append("answered")
+        )
+        future.add_done_callback(lambda _: order.append("future done"))
+        request = await expect_request(client, MsgType.PATCH_DOC)
+        await client.server.reply(request, MsgType.OK)
+        await client.server.send_message(MsgType.PATCH_DOC, {"events": []})
+        await asyncio.wait_for(future, LONG)
+        while "patch" not in order:
+            await settle()
+        # The outbox releases pending writes in on_answered: in wire order, before
+        # the patch behind the OK (a done-callback may run only after it).
+        assert order.index("answered") < order.index("patch")
+        await client.conn.close()
+
+    run(main)

@@ -1,9 +1,10 @@
 """AsyncClientSession with a real bokeh Document against the scripted fake server.
 
-``AsyncClientSession`` opens its own ``AiohttpTransport`` from a ws:// URL and has
-no transport seam yet, so these tests serve ``FakeBokehServer`` over an in-process
-aiohttp websocket on 127.0.0.1 (``fakes.hosted``) and run session and server on
-one ``asyncio.run`` loop. Nothing here patches library internals.
+Most tests serve ``FakeBokehServer`` over an in-process aiohttp websocket on
+127.0.0.1 (``fakes.hosted``); the ones at the end go through the session's
+transport seam (``transport_factory=``) with the in-memory transport
+(``fakes.InMemory``). Session and server run on one ``asyncio.run`` loop. Nothing
+here patches library internals.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from bokeh.model import Model
 from bokeh.models import ColumnDataSource
 from bokeh.models.widgets import Div
 from bokeh.util.token import get_session_id
-from fakes import FakeBokehServer, ServerEnd, hosted
+from fakes import FakeBokehServer, InMemory, ServerEnd, hosted
 
 from bokeh_nb_client import AsyncClientSession, SessionState
 from bokeh_nb_client.exceptions import (
@@ -529,5 +530,55 @@ def test_default_policy_reconnects_and_re_pulls_after_the_server_drops_it() -> N
             assert model(doc, "div", Div).text == "changed while away"
             assert session.status.state is SessionState.CONNECTED
             assert server.of_type(MsgType.PATCH_DOC) == []
+
+    run(main)
+
+
+# -- the transport seam --------------------------------------------------------------
+
+
+def test_session_over_the_in_memory_transport_through_the_seam() -> None:
+    async def main() -> None:
+        server = FakeBokehServer(server_document())
+        memory = InMemory(server)
+        session = AsyncClientSession(
+            websocket_url="ws://memory.invalid/app/ws", transport_factory=memory.open
+        )
+        async with session:
+            await session.pull()
+            assert session.connected
+            doc = session.document
+            assert doc is not None
+            div = doc.select_one({"name": "div"})
+            assert div.text == "hello"
+            div.text = "from the client"
+            await session.force_roundtrip()
+            assert server.doc.select_one({"name": "div"}).text == "from the client"
+        assert memory.tokens and memory.tokens[0]
+        await memory.aclose()
+
+    run(main)
+
+
+def test_interrupted_first_connect_does_not_stay_connecting() -> None:
+    async def main() -> None:
+        server = FakeBokehServer(server_document())
+        server.send_ack = False  # the connect hangs waiting for ACK
+        memory = InMemory(server)
+        session = AsyncClientSession(
+            websocket_url="ws://memory.invalid/app/ws", transport_factory=memory.open
+        )
+        entered = asyncio.Event()
+        session.subscribe(
+            lambda status: entered.set() if status.state is SessionState.CONNECTING else None
+        )
+        connecting = asyncio.ensure_future(session.connect())
+        await entered.wait()
+        connecting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await connecting
+        assert session.status.state is SessionState.NOT_CONNECTED
+        await session.close()
+        await memory.aclose()
 
     run(main)
