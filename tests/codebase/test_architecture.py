@@ -321,6 +321,8 @@ LAYER = {
     "bokeh_nb_client.status": 1,
     "bokeh_nb_client.engine": 1,
     "bokeh_nb_client._bokeh": 1,
+    "bokeh_nb_client._arrays": 1,
+    "bokeh_nb_client.warn": 1,
     "bokeh_nb_client.lifecycle": 1,
     "bokeh_nb_client.pending": 1,
     "bokeh_nb_client.reconnect": 1,

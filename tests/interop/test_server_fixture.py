@@ -39,6 +39,7 @@ EXPECTED_APPS = (
     "partial",
     "sink",
     "ticker",
+    "zero_copy",
 )
 
 

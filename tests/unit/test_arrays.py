@@ -8,8 +8,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from bokeh.core.serialization import Buffer
 from bokeh.document import Document
 from bokeh.models import ColumnDataSource
+from bokeh.protocol import Protocol
 
 from bokeh_nb_client import _bokeh
 from bokeh_nb_client._arrays import with_arrays
@@ -93,6 +95,29 @@ def test_two_uses_of_one_buffer_never_share_memory() -> None:
 # -- through the bokeh adapter -------------------------------------------------------------
 
 
+def server_reply(doc: Document) -> tuple[Any, list[tuple[str, bytes]]]:
+    """The content and binary buffers of a PULL-DOC-REPLY for ``doc``, on every bokeh 3.x.
+
+    bokeh's own message holds each array's bytes as a deferred ``Buffer``; on the
+    wire that is a ``{"id": ...}`` reference plus a binary buffer (bokeh >= 3.9
+    servers send it so; earlier ones inline base64, where there is nothing to view).
+    """
+    message = Protocol().create("PULL-DOC-REPLY", "r1", doc)
+    buffers: list[tuple[str, bytes]] = []
+
+    def as_wire(node: Any) -> Any:
+        if isinstance(node, Buffer):
+            buffers.append((str(node.id), node.to_bytes()))
+            return {"id": str(node.id)}
+        if isinstance(node, dict):
+            return {key: as_wire(value) for key, value in node.items()}
+        if isinstance(node, list | tuple):
+            return [as_wire(value) for value in node]
+        return node
+
+    return json.loads(json.dumps(as_wire(message.content))), buffers
+
+
 def pulled_source(n: int = 1000) -> tuple[Document, ColumnDataSource]:
     """A document as a pull delivers it: content JSON plus writable received buffers."""
     server_doc = Document()
@@ -106,9 +131,9 @@ def pulled_source(n: int = 1000) -> tuple[Document, ColumnDataSource]:
             },
         )
     )
-    text, buffers = _bokeh.document_content(server_doc)
+    content, buffers = server_reply(server_doc)
     wire_buffers = [(bid, received(data)) for bid, data in buffers]
-    doc = _bokeh.new_document_from_reply(json.loads(text), wire_buffers)
+    doc = _bokeh.new_document_from_reply(content, wire_buffers)
     source = doc.get_model_by_name("src")
     assert isinstance(source, ColumnDataSource)
     return doc, source
@@ -180,10 +205,8 @@ def test_replacing_the_document_keeps_arrays_zero_copy() -> None:
     doc, _ = pulled_source()
     other = Document()
     other.add_root(ColumnDataSource(name="src", data={"x": np.ones(5)}))
-    text, buffers = _bokeh.document_content(other)
-    _bokeh.replace_document_from_reply(
-        doc, json.loads(text), [(b, received(d)) for b, d in buffers]
-    )
+    content, buffers = server_reply(other)
+    _bokeh.replace_document_from_reply(doc, content, [(b, received(d)) for b, d in buffers])
     source = doc.get_model_by_name("src")
     assert isinstance(source, ColumnDataSource)
     assert np.array_equal(source.data["x"], np.ones(5))
