@@ -37,6 +37,7 @@ EXPECTED_APPS = (
     "large",
     "sink",
     "ticker",
+    "zero_copy",
 )
 
 
