@@ -178,7 +178,7 @@ class AiohttpTransport:
             raise self._closed_after_error() from exc
 
     async def receive(self) -> Fragment:
-        """Return the next text (str) or binary (bytes) websocket message.
+        """Return the next text (str) or binary (bytes or memoryview) websocket message.
 
         Pings are answered by aiohttp. Raises ``ConnectionClosed`` (with the close
         code and reason) when the socket closes, and ``MessageTooBig`` when the
@@ -192,7 +192,7 @@ class AiohttpTransport:
             self.bytes_in += len(data)
             return data
         if kind is aiohttp.WSMsgType.BINARY:
-            payload: bytes = msg.data
+            payload: bytes | memoryview = msg.data  # memoryview: a large payload, handed over
             self.bytes_in += len(payload)
             return payload
         if kind is aiohttp.WSMsgType.ERROR:

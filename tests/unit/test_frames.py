@@ -161,3 +161,13 @@ def test_size_limit_matches_aiohttp() -> None:
     dec, out = decoder(max_msg_size=101)
     dec.feed(frame(OP_BINARY, b"x" * 100))
     assert out[0][3] == 100
+
+
+def test_a_frame_too_large_to_allocate_fails_with_message_too_big() -> None:
+    # No limit set, and a server announcing an absurd length: refused, not raised raw.
+    dec, out = decoder(max_msg_size=0)
+    header = bytes([0x80 | OP_BINARY, 127]) + (2**62).to_bytes(8, "big")
+    with pytest.raises(RemoteProtocolError, match="cannot allocate") as info:
+        dec.feed(header)
+    assert close_code(info.value) == 1009
+    assert dec.failed and out == []
