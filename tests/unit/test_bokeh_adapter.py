@@ -41,7 +41,7 @@ def _events_of(action: Any) -> tuple[Document, list[Any]]:
 def test_fast_stream_encoding_equals_bokehs(rows: dict[str, Any]) -> None:
     doc, events = _events_of(lambda source: source.stream(rows, rollover=7))
     fast = _bokeh.encode_events(doc, events)
-    reference = _bokeh._encode_with_bokeh(doc, events)
+    reference = _bokeh.patches._encode_with_bokeh(doc, events)
     assert _bokeh.to_json_text(fast.events) == _bokeh.to_json_text(reference.events)
     assert fast.buffers == reference.buffers == []
 
@@ -58,9 +58,9 @@ def test_fast_stream_encoding_equals_bokehs(rows: dict[str, Any]) -> None:
 )
 def test_values_needing_bokehs_encoding_take_the_slow_path(rows: dict[str, Any]) -> None:
     doc, events = _events_of(lambda source: source.stream(rows))
-    assert _bokeh._plain_stream(events[0]) is None
+    assert _bokeh.patches._plain_stream(events[0]) is None
     encoded = _bokeh.encode_events(doc, events)
-    reference = _bokeh._encode_with_bokeh(doc, events)
+    reference = _bokeh.patches._encode_with_bokeh(doc, events)
 
     def without_buffer_ids(text: str) -> str:  # buffer ids are fresh on every encoding
         return re.sub(r'"data":\{"id":"[^"]+"\}', '"data":{"id":"?"}', text)
