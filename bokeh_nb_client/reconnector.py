@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import warnings
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import (
@@ -36,6 +35,7 @@ from .exceptions import (
 from .lifecycle import CONNECTED, FAILED, RECONNECTING
 from .reconnect import Reconnect, describe_events
 from .status import SessionState
+from .warn import warn_at_caller
 
 if TYPE_CHECKING:
     from .session import AsyncClientSession
@@ -187,7 +187,7 @@ class Reconnector:
             "refuse changes; look them up again in session.document"
         )
         log.warning("%s", message)
-        s._docsync.post_home(lambda: warnings.warn(message, SessionRecreatedWarning, stacklevel=1))
+        s._docsync.post_home(lambda: warn_at_caller(message, SessionRecreatedWarning))
 
     async def _resynchronise(self, policy: Reconnect) -> bool:
         """Re-pull or re-push as the policy says; return whether every root id changed."""
@@ -218,7 +218,7 @@ class Reconnector:
             )
             log.warning("%s", message)
             # Warn on the home thread, where the user's code runs and sees it.
-            sync.post_home(lambda: warnings.warn(message, ChangesDiscardedWarning, stacklevel=1))
+            sync.post_home(lambda: warn_at_caller(message, ChangesDiscardedWarning))
         return recreated
 
 
