@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 from bokeh_server import BokehServer, StartBokehServer, find_free_port
-from testapps import APPHELPERS_DIR, APPS_DIR, FAST_SESSION_ARGS, app_paths
+from testapps import APPHELPERS_DIR, APPS_DIR, FAST_SESSION_ARGS, SERVER_ENV, app_paths
 
 __all__ = ["APPHELPERS_DIR", "APPS_DIR", "FAST_SESSION_ARGS", "app_paths"]
 
@@ -36,7 +36,7 @@ __all__ = ["APPHELPERS_DIR", "APPS_DIR", "FAST_SESSION_ARGS", "app_paths"]
 @pytest.fixture(scope="session")
 def bokeh_server() -> Iterator[BokehServer]:
     """One ``bokeh serve`` for the whole test session, hosting every app."""
-    with BokehServer.start(app_paths(), extra_args=FAST_SESSION_ARGS) as server:
+    with BokehServer.start(app_paths(), extra_args=FAST_SESSION_ARGS, env=SERVER_ENV) as server:
         yield server
 
 
@@ -46,7 +46,8 @@ def start_bokeh_server() -> Iterator[StartBokehServer]:
 
     Call it as ``start_bokeh_server(apps=["basic"], extra_args=("--prefix", "foo"))``.
     ``apps`` names apps in ``APPS_DIR`` (default: all of them); ``env`` changes the
-    server's environment (``None`` values remove variables). No options are added
+    server's environment (``None`` values remove variables; :data:`SERVER_ENV` is
+    the default). No options are added
     besides the address, port and origin ones.
     """
     servers: list[BokehServer] = []
@@ -56,7 +57,9 @@ def start_bokeh_server() -> Iterator[StartBokehServer]:
         extra_args: Sequence[str] = (),
         env: Mapping[str, str | None] | None = None,
     ) -> BokehServer:
-        server = BokehServer.start(app_paths(apps), extra_args=extra_args, env=env)
+        server = BokehServer.start(
+            app_paths(apps), extra_args=extra_args, env={**SERVER_ENV, **(env or {})}
+        )
         servers.append(server)
         return server
 
