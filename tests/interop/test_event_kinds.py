@@ -1,51 +1,119 @@
 """Every PATCH-DOC event kind bokeh 3.x sends, both ways, against a real server.
 
-For each kind (issue 11, item 5), with the ``events`` app:
+For each kind (issue 11, item 5), with the ``events`` app and the changes of
+``apphelpers.event_changes`` (made by the app in a server callback, or by the
+test on its client copy of the same session):
 
-* server to client: the app makes the change in a server callback; the client's
-  document must then equal a fresh pull of the same session (what BokehJS would
-  show, since a page load is such a pull);
-* client to server: the client makes the change; a second session pulling the
-  same session id must then see exactly the client's document.
+* server to client: the client's document, once the change arrived, must equal
+  a fresh pull of the same session (a page load, which is what BokehJS shows);
+* client to server: a second session pulling the same session id must see
+  exactly the client's document.
 
-A partial ColumnDataChanged (``source.data["y"] = ...``) is tested in
-``test_session_correctness.py`` (``test_partial_column_data_change_*``, the
-``partial`` app) and is not repeated here. Waits are on document changes
-(``poll_until`` round trips), never on time.
+Each test also checks, through the transport seam (``transport_factory=``), that
+the change really travelled as the event kind it is meant to test.
+
+ModelChanged is tested for a plain property, a model reference, a list and a
+dict; ColumnDataChanged for a whole new ``data`` (a partial one,
+``source.data["y"] = ...``, is tested in ``test_session_correctness.py``,
+``test_partial_column_data_change_*`` with the ``partial`` app); ColumnsStreamed
+with numpy and list columns, with and without rollover, and into a source with
+no columns; ColumnsPatched by index, by slice (with a step) and by
+multi-dimensional index into an image column and a ragged column. MessageSent
+("bokeh_event") reaches ``doc.on_message`` on the client and the model's
+``on_event`` callback on the server.
+
+Waits are on document changes (``poll_until`` round trips), never on time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pytest
+from apphelpers.event_changes import CHANGES, KIND
 from bokeh.core.has_props import HasProps
 from bokeh.document import Document
 from bokeh.events import ButtonClick
-from bokeh.models import Div, IndexFilter
 from bokeh_server import BokehServer
 from waiting import poll_until
 
 from bokeh_nb_client import ClientSession, pull_session
+from bokeh_nb_client.protocol.wire import Fragment
+from bokeh_nb_client.transport.base import Transport
+from bokeh_nb_client.transport.websocket import AiohttpTransport
 
 pytestmark = pytest.mark.interop
+
+
+# -- what travels: event kinds, recorded through the transport seam -----------------
+
+
+def _kinds(text: str) -> list[str]:
+    content = json.loads(text)
+    return [event["kind"] for event in content["events"]]
+
+
+class EventLog:
+    """A ``transport_factory``: the real websocket, noting the kinds of patch events."""
+
+    def __init__(self) -> None:
+        self.received: list[str] = []
+        self.sent: list[str] = []
+
+    async def __call__(self, url: str, **kwargs: Any) -> Transport:
+        return _LoggingTransport(await AiohttpTransport.open(url, **kwargs), self)
+
+
+class _LoggingTransport:
+    def __init__(self, inner: Transport, log: EventLog) -> None:
+        self._inner = inner
+        self._log = log
+
+    @property
+    def bytes_in(self) -> int:
+        return self._inner.bytes_in
+
+    @property
+    def bytes_out(self) -> int:
+        return self._inner.bytes_out
+
+    @property
+    def url(self) -> str:
+        return self._inner.url
+
+    async def send(self, fragments: Sequence[Fragment | memoryview]) -> None:
+        if json.loads(str(fragments[0]))["msgtype"] == "PATCH-DOC":
+            self._log.sent.extend(_kinds(str(fragments[2])))
+        await self._inner.send(fragments)
+
+    async def receive(self) -> Fragment:
+        fragment = await self._inner.receive()
+        # A PATCH-DOC content is the only text fragment that starts so.
+        if isinstance(fragment, str) and fragment.startswith('{"events"'):
+            self._log.received.extend(_kinds(fragment))
+        return fragment
+
+    async def close(self, code: int = 1000, reason: str = "closed") -> None:
+        await self._inner.close(code, reason)
 
 
 # -- comparing documents --------------------------------------------------------------
 
 
 def _plain(value: Any) -> Any:
-    """``value`` as plain data: models by id, arrays and tuples as lists."""
+    """``value`` as plain data: models by id, arrays as nested lists with their shape."""
     if isinstance(value, HasProps):
         return {"ref": value.id} if hasattr(value, "id") else _props(value)
     if isinstance(value, np.ndarray):
         return {"array": value.tolist(), "shape": list(value.shape)}
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+    if isinstance(value, list | tuple | set):
+        items = [_plain(v) for v in value]
+        return sorted(items, key=repr) if isinstance(value, set) else items
     if isinstance(value, np.generic):
         return value.item()
     return value
@@ -57,7 +125,7 @@ def _props(obj: HasProps) -> dict[str, Any]:
 
 
 def snapshot(doc: Document) -> dict[str, Any]:
-    """Everything a peer syncs of ``doc``: title, roots and every model's properties."""
+    """What a peer syncs of ``doc``: title, roots and every model's properties."""
     return {
         "title": doc.title,
         "roots": [root.id for root in doc.roots],
@@ -66,6 +134,7 @@ def snapshot(doc: Document) -> dict[str, Any]:
 
 
 def fresh_snapshot(server: BokehServer, session_id: str) -> dict[str, Any]:
+    """The server's document of ``session_id``, as a new session pulls it."""
     with pull_session(session_id=session_id, url=server.http_url("events")) as observer:
         assert observer.document is not None
         return snapshot(observer.document)
@@ -77,40 +146,8 @@ def _model(doc: Document, name: str) -> Any:
     return model
 
 
-# -- the changes, as a client makes them (the app makes the same ones) ---------------
-
-
-def _stream(doc: Document, rollover: int | None) -> None:
-    data = {"x": np.array([3.0, 4.0]), "y": [4.0, 5.0], "z": ["d", "e"]}
-    _model(doc, "source").stream(data, rollover=rollover)
-
-
-CLIENT_CHANGES: dict[str, Callable[[Document], object]] = {
-    "plain": lambda doc: setattr(_model(doc, "slider"), "value", 7),
-    "ref": lambda doc: setattr(_model(doc, "view"), "filter", IndexFilter(indices=[1, 2])),
-    "list": lambda doc: _model(doc, "select").options.append("c"),
-    "dict": lambda doc: _model(doc, "js").args.update(b=2),
-    "whole": lambda doc: setattr(
-        _model(doc, "source"), "data", {"x": np.array([5.0, 6.0]), "w": [7, 8]}
-    ),
-    "stream": lambda doc: _stream(doc, None),
-    "stream_rollover": lambda doc: _stream(doc, 4),
-    "patch_index": lambda doc: _model(doc, "source").patch({"y": [(0, 100.0)], "x": [(2, 50.0)]}),
-    "patch_slice": lambda doc: _model(doc, "source").patch(
-        {"x": [(slice(0, 2), [7.0, 8.0])], "y": [(slice(1, 3), [8.0, 9.0])]}
-    ),
-    "patch_nd": lambda doc: _model(doc, "image").patch(
-        {"img": [([0, slice(0, 2), slice(1, 3)], np.array([[90.0, 91.0], [92.0, 93.0]]))]}
-    ),
-    "root_add": lambda doc: doc.add_root(Div(name="added", text="added")),
-    "root_remove": lambda doc: doc.remove_root(_model(doc, "extra")),
-    "title": lambda doc: setattr(doc, "title", "a new title"),
-}
-
-KINDS = sorted(CLIENT_CHANGES)
-
-
 def _run_on_server(session: ClientSession, command: str) -> Document:
+    """Have the app make the change ``command``; return once all of it arrived."""
     doc = session.document
     assert doc is not None
     text = f"{command}:{session.id}"
@@ -120,17 +157,23 @@ def _run_on_server(session: ClientSession, command: str) -> Document:
     return doc
 
 
+DATA_KINDS = sorted(command for command in CHANGES if command != "message")
+
+
 # -- server to client ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", KINDS)
+@pytest.mark.parametrize("command", DATA_KINDS)
 def test_server_change_reaches_client_as_a_fresh_pull_shows_it(
     bokeh_server: BokehServer, command: str
 ) -> None:
-    with pull_session(url=bokeh_server.http_url("events")) as session:
+    log = EventLog()
+    with pull_session(url=bokeh_server.http_url("events"), transport_factory=log) as session:
         assert session.document is not None
         before = snapshot(session.document)
         doc = _run_on_server(session, command)
+        assert KIND[command] in log.received, log.received
+        assert session.status.last_error is None
         after = snapshot(doc)
         assert after != before  # the change arrived
         assert after == fresh_snapshot(bokeh_server, session.id)
@@ -140,14 +183,16 @@ def test_server_message_reaches_client_message_callbacks(bokeh_server: BokehServ
     """MessageSent ("bokeh_event"): the server's ``send_event`` reaches ``doc.on_message``.
 
     (A ``button.on_event`` added after the pull would not run, in bokeh's own client
-    too: bokeh subscribes a model's event callbacks only when it joins a document.)
+    either: bokeh subscribes a model's event callbacks when it joins a document.)
     """
-    with pull_session(url=bokeh_server.http_url("events")) as session:
+    log = EventLog()
+    with pull_session(url=bokeh_server.http_url("events"), transport_factory=log) as session:
         assert session.document is not None
         button = _model(session.document, "button")
         seen: list[Any] = []
         session.document.on_message("bokeh_event", seen.append)
         doc = _run_on_server(session, "message")
+        assert "MessageSent" in log.received, log.received
         assert [type(event) for event in seen] == [ButtonClick]
         assert seen[0].model is button
         assert snapshot(doc) == fresh_snapshot(bokeh_server, session.id)
@@ -156,16 +201,18 @@ def test_server_message_reaches_client_message_callbacks(bokeh_server: BokehServ
 # -- client to server ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", KINDS)
+@pytest.mark.parametrize("command", DATA_KINDS)
 def test_client_change_reaches_server_as_the_client_has_it(
     bokeh_server: BokehServer, command: str
 ) -> None:
-    with pull_session(url=bokeh_server.http_url("events")) as session:
+    log = EventLog()
+    with pull_session(url=bokeh_server.http_url("events"), transport_factory=log) as session:
         doc = session.document
         assert doc is not None
         before = snapshot(doc)
-        CLIENT_CHANGES[command](doc)
+        CHANGES[command](doc)
         session.force_roundtrip()
+        assert KIND[command] in log.sent, log.sent
         assert session.status.last_error is None
         seen = fresh_snapshot(bokeh_server, session.id)
         assert seen != before  # the change arrived
@@ -174,10 +221,12 @@ def test_client_change_reaches_server_as_the_client_has_it(
 
 def test_client_message_reaches_server_model_event_callbacks(bokeh_server: BokehServer) -> None:
     """MessageSent ("bokeh_event") from the client runs the server's ``on_event``, as a click."""
-    with pull_session(url=bokeh_server.http_url("events")) as session:
+    log = EventLog()
+    with pull_session(url=bokeh_server.http_url("events"), transport_factory=log) as session:
         doc = session.document
         assert doc is not None
         clicks = _model(doc, "clicks")
-        doc.callbacks.send_event(ButtonClick(_model(doc, "button")))
+        CHANGES["message"](doc)
         poll_until(session, lambda: clicks.text == "1")
+        assert log.sent == ["MessageSent"], log.sent
         assert snapshot(doc) == fresh_snapshot(bokeh_server, session.id)
