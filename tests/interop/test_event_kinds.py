@@ -230,3 +230,34 @@ def test_client_message_reaches_server_model_event_callbacks(bokeh_server: Bokeh
         poll_until(session, lambda: clicks.text == "1")
         assert log.sent == ["MessageSent"], log.sent
         assert snapshot(doc) == fresh_snapshot(bokeh_server, session.id)
+
+
+# -- client to server to another client -----------------------------------------------
+
+
+# bokeh's server applies a whole ColumnDataChanged as a new value of ``data``, and
+# sends that on as a ModelChanged.
+RELAYED_KIND = {"whole": "ModelChanged"}
+
+
+@pytest.mark.parametrize("command", DATA_KINDS)
+def test_client_change_reaches_another_client_of_the_session(
+    bokeh_server: BokehServer, command: str
+) -> None:
+    """The server relays a client's event to the session's other connections."""
+    url = bokeh_server.http_url("events")
+    log = EventLog()
+    with (
+        pull_session(url=url) as writer,
+        pull_session(session_id=writer.id, url=url, transport_factory=log) as reader,
+    ):
+        assert writer.document is not None and reader.document is not None
+        written, read = writer.document, reader.document
+        assert snapshot(read) == snapshot(written)
+        CHANGES[command](written)
+        writer.force_roundtrip()
+        expected = snapshot(written)
+        poll_until(reader, lambda: snapshot(read) == expected)
+        assert RELAYED_KIND.get(command, KIND[command]) in log.received, log.received
+        assert reader.status.last_error is None
+        assert expected == fresh_snapshot(bokeh_server, writer.id)
