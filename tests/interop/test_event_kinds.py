@@ -18,7 +18,8 @@ dict; ColumnDataChanged for a whole new ``data`` (a partial one,
 ``test_partial_column_data_change_*`` with the ``partial`` app); ColumnsStreamed
 with numpy and list columns, with and without rollover, and into a source with
 no columns; ColumnsPatched by index, by slice (with a step) and by
-multi-dimensional index into an image column and a ragged column. MessageSent
+multi-dimensional index into an image column and a ragged column; and several
+kinds under one ``hold("combine")`` (``combined``). MessageSent
 ("bokeh_event") reaches ``doc.on_message`` on the client and the model's
 ``on_event`` callback on the server.
 

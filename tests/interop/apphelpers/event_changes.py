@@ -38,6 +38,21 @@ def _patch_nd(doc: Document) -> None:
     )
 
 
+def _combined(doc: Document) -> None:
+    """Several kinds under one ``hold("combine")``: sent together, applied in order."""
+    doc.hold("combine")
+    try:
+        _stream(doc, None)
+        _model(doc, "source").patch({"y": [(slice(3, 5), [40.0, 50.0])]})
+        _stream(doc, 3)
+        _model(doc, "slider").value = 9
+        _model(doc, "slider").value = 10
+        doc.add_root(Div(name="added", text="added"))
+        doc.title = "combined"
+    finally:
+        doc.unhold()
+
+
 CHANGES: dict[str, Callable[[Document], object]] = {
     "plain": lambda doc: setattr(_model(doc, "slider"), "value", 7),
     "ref": lambda doc: setattr(_model(doc, "view"), "filter", IndexFilter(indices=[1, 2])),
@@ -59,6 +74,7 @@ CHANGES: dict[str, Callable[[Document], object]] = {
     "root_add": lambda doc: doc.add_root(Div(name="added", text="added")),
     "root_remove": lambda doc: doc.remove_root(_model(doc, "extra")),
     "title": lambda doc: setattr(doc, "title", "a new title"),
+    "combined": _combined,
     "message": lambda doc: doc.callbacks.send_event(ButtonClick(_model(doc, "button"))),
 }
 
@@ -77,5 +93,6 @@ KIND: dict[str, str] = {
     "root_add": "RootAdded",
     "root_remove": "RootRemoved",
     "title": "TitleChanged",
+    "combined": "ColumnsStreamed",
     "message": "MessageSent",
 }
