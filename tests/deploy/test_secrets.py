@@ -3,9 +3,11 @@
 The server runs with ``--session-ids signed`` (``BOKEH_SECRET_KEY``) and the
 ``auth_cookie`` auth module (a ``user`` cookie or an ``X-User`` header logs in). The
 client is given a secret key, a cookie and a header, all random and distinctive.
-Every token the client sends is recorded at the transport boundary (a spy on
-``AiohttpTransport.open``), so the checks look for the exact tokens that went over
-the wire, and also for their two halves (payload and signature).
+Every token the client sends is recorded at the transport boundary (the sessions
+open their websocket through ``Secrets.open``, a ``transport_factory`` that notes
+the token and opens the real ``AiohttpTransport``), so the checks look for the
+exact tokens that went over the wire, and also for their two halves (payload and
+signature).
 
 Places searched: ``repr``/``str`` of the session (sync and async), every status
 snapshot the session published (its ``repr`` and each field), every log record
@@ -35,6 +37,7 @@ from bokeh_nb_client.exceptions import (
 )
 from bokeh_nb_client.protocol import urls
 from bokeh_nb_client.reconnect import Reconnect
+from bokeh_nb_client.transport.base import Transport
 from bokeh_nb_client.transport.websocket import AiohttpTransport
 
 from .deploy_support import AUTH_MODULE, StartUpstream, StatusRecorder, named
@@ -54,6 +57,11 @@ class Secrets:
         self.header = "header-" + secrets.token_urlsafe(18)
         self.other: dict[str, str] = {}
         self.tokens: list[str] = []
+
+    async def open(self, url: str, **kwargs: Any) -> Transport:
+        """A ``transport_factory``: note the token, then open the real websocket."""
+        self.tokens.append(kwargs["token"])
+        return await AiohttpTransport.open(url, **kwargs)
 
     def needles(self) -> dict[str, str]:
         """Name -> secret text, for every value that must never be shown."""
@@ -88,15 +96,8 @@ def test_leak_report_finds_planted_secrets() -> None:
 
 @pytest.fixture
 def secret_values(monkeypatch: pytest.MonkeyPatch) -> Secrets:
-    """Fresh secrets, and a spy that records every token the client sends."""
+    """Fresh secrets; sessions given ``transport_factory=values.open`` record their tokens."""
     values = Secrets()
-    original = AiohttpTransport.open
-
-    async def spy(cls: type[AiohttpTransport], url: str, /, **kwargs: Any) -> AiohttpTransport:
-        values.tokens.append(kwargs["token"])
-        return await original(url, **kwargs)
-
-    monkeypatch.setattr(AiohttpTransport, "open", classmethod(spy))
     monkeypatch.delenv("BOKEH_SECRET_KEY", raising=False)
     monkeypatch.delenv("BOKEH_SIGN_SESSIONS", raising=False)
     return values
@@ -127,6 +128,7 @@ def test_full_session_cycle_leaks_nothing(
             cookies={"user": secret_values.cookie},
             headers={"X-User": secret_values.header},
             reconnect=FAST,
+            transport_factory=secret_values.open,
         )
         recorder = StatusRecorder(session.subscribe)
         report.check_session("session after pull", session)
@@ -174,6 +176,7 @@ def _failing_attempt(
         "cookies": {"user": values.cookie},
         "headers": {"X-User": values.header},
         "reconnect": None,
+        "transport_factory": values.open,
     }
     expected: type[BokehClientError] = HandshakeRejected
     if case == "wrong secret key":

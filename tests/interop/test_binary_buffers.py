@@ -5,6 +5,9 @@ also writes every array into the text part as base64: 2.33x the bytes, and for
 2M float64 rows a text part over the server's 20 MiB message limit, so the
 change never arrived. And before 3.9 the server's PUSH-DOC handler ignores
 binary buffers, so a pushed document's arrays follow in a PATCH-DOC (issue 10).
+
+What the client sends is recorded through the session's transport seam
+(``transport_factory=``): a factory that opens the real websocket and wraps it.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,6 +25,7 @@ from bokeh_server import BokehServer
 
 from bokeh_nb_client import pull_session, push_session
 from bokeh_nb_client.protocol.wire import Fragment
+from bokeh_nb_client.transport.base import Transport
 from bokeh_nb_client.transport.websocket import AiohttpTransport
 
 pytestmark = pytest.mark.interop
@@ -39,25 +44,51 @@ class Sent:
     buffer_sizes: list[int]
 
 
-@pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[Sent]:
-    """Every message the client sends from now on, as sizes."""
-    recorded: list[Sent] = []
-    send = AiohttpTransport.send
+class RecordingTransport:
+    """A transport that notes the sizes of each message it sends, then sends it."""
 
-    async def recording(self: AiohttpTransport, fragments: Sequence[Fragment | memoryview]) -> None:
+    def __init__(self, inner: Transport, recorded: list[Sent]) -> None:
+        self._inner = inner
+        self._recorded = recorded
+
+    @property
+    def bytes_in(self) -> int:
+        return self._inner.bytes_in
+
+    @property
+    def bytes_out(self) -> int:
+        return self._inner.bytes_out
+
+    @property
+    def url(self) -> str:
+        return self._inner.url
+
+    async def send(self, fragments: Sequence[Fragment | memoryview]) -> None:
         header = json.loads(str(fragments[0]))
-        recorded.append(
+        self._recorded.append(
             Sent(
                 header["msgtype"],
                 len(fragments[2]),
                 [len(payload) for payload in fragments[4::2]],
             )
         )
-        await send(self, fragments)
+        await self._inner.send(fragments)
 
-    monkeypatch.setattr(AiohttpTransport, "send", recording)
-    return recorded
+    async def receive(self) -> Fragment:
+        return await self._inner.receive()
+
+    async def close(self, code: int = 1000, reason: str = "closed") -> None:
+        await self._inner.close(code, reason)
+
+
+class Recorder:
+    """A ``transport_factory`` that opens the real websocket and records what is sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[Sent] = []
+
+    async def __call__(self, url: str, **kwargs: Any) -> Transport:
+        return RecordingTransport(await AiohttpTransport.open(url, **kwargs), self.sent)
 
 
 def _columns() -> dict[str, np.ndarray]:
@@ -78,9 +109,12 @@ def _assert_server_holds(server: BokehServer, app: str, session_id: str, name: s
 
 
 def test_two_million_row_change_travels_as_binary_buffers_only(
-    bokeh_server: BokehServer, sent: list[Sent]
+    bokeh_server: BokehServer,
 ) -> None:
-    with pull_session(url=bokeh_server.http_url("sink")) as session:
+    recorder = Recorder()
+    sent = recorder.sent
+    url = bokeh_server.http_url("sink")
+    with pull_session(url=url, transport_factory=recorder) as session:
         assert session.document is not None
         source = session.document.select_one({"name": "sink"})
         sent.clear()
@@ -95,11 +129,14 @@ def test_two_million_row_change_travels_as_binary_buffers_only(
 
 
 def test_two_million_row_push_travels_as_binary_buffers_only(
-    bokeh_server: BokehServer, sent: list[Sent]
+    bokeh_server: BokehServer,
 ) -> None:
+    recorder = Recorder()
+    sent = recorder.sent
     doc = Document()
     doc.add_root(ColumnDataSource(name="big", data=_columns()))
-    with push_session(doc, url=bokeh_server.http_url("empty")) as session:
+    url = bokeh_server.http_url("empty")
+    with push_session(doc, url=url, transport_factory=recorder) as session:
         documents = [m for m in sent if m.msgtype in ("PUSH-DOC", "PATCH-DOC")]
         assert documents[0].msgtype == "PUSH-DOC"
         assert all(m.content_chars < SMALL_TEXT for m in documents), documents

@@ -34,6 +34,7 @@ EXPECTED_APPS = (
     "bytes_roots",
     "changes",
     "empty",
+    "events",
     "flood",
     "large",
     "partial",
