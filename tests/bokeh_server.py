@@ -263,6 +263,19 @@ class BokehServer:
         scheme = "wss" if self._secure else "ws"
         return f"{scheme}://{self.host}:{self.port}{self.path(app)}/ws"
 
+    def warm(self, app: str) -> None:
+        """Load ``app`` once (a GET of its page runs it in a new server session).
+
+        A fresh server loads an app's code on its first session, before that
+        session's ACK; on a loaded machine or an older bokeh this takes more than
+        a second. Tests that give a session a short timeout warm the app first, so
+        the timeout measures what they test, not the server's start-up.
+        """
+        import urllib.request
+
+        with urllib.request.urlopen(self.http_url(app), timeout=60) as page:
+            page.read()
+
     # Process state --------------------------------------------------------------
 
     @property

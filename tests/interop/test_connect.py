@@ -213,6 +213,7 @@ def test_server_killed_mid_session_fails_fast(start_bokeh_server: StartBokehServ
 
 def test_frozen_server_times_out(start_bokeh_server: StartBokehServer) -> None:
     server = start_bokeh_server(apps=["basic"])
+    server.warm("basic")
     session = pull_session(url=server.http_url("basic"), timeout=1)
     server.pause()
     try:

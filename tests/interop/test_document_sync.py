@@ -401,8 +401,13 @@ def test_pulled_arrays_view_received_buffers_and_take_changes_both_ways(
         assert np.array_equal(x, np.arange(rows, dtype="float64"))
         assert np.array_equal(y, np.arange(rows, dtype="int32"))
         assert y.dtype == np.int32
-        # Views of the received buffers, not copies, and still writable.
-        assert not x.flags.owndata and x.flags.writeable and y.flags.writeable
+        assert x.flags.writeable and y.flags.writeable
+        # Views of the received buffers, not copies, where the server sends arrays as
+        # binary buffers (bokeh >= 3.9); older servers inline them as base64 text in
+        # the PULL-DOC-REPLY, so there is no received buffer to view.
+        server_version = session.request_server_info()["version_info"]["server"]
+        if tuple(int(part) for part in server_version.split(".")[:2]) >= (3, 9):
+            assert not x.flags.owndata
 
         # The user changes the pulled arrays in place; the server gets it.
         src.patch({"x": [(0, -1.0)]})

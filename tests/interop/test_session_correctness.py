@@ -55,6 +55,7 @@ pytestmark = pytest.mark.interop
 def private_server(start_bokeh_server: StartBokehServer) -> Iterator[BokehServer]:
     """A server of our own, which a test may pause or kill."""
     server = start_bokeh_server(apps=["basic", "partial", "empty"])
+    server.warm("basic")  # its tests give sessions timeouts of 1 or 2 s
     yield server
     if server.is_running and server.paused:
         server.resume()

@@ -78,6 +78,13 @@ CHANGES: dict[str, Callable[[Document], object]] = {
     "message": lambda doc: doc.callbacks.send_event(ButtonClick(_model(doc, "button"))),
 }
 
+#: Changes that older bokeh cannot make at all (its own ``stream``/``patch`` raises,
+#: in the server app as in the client), with the first bokeh minor that can:
+#: streaming into a source with no columns ("Must stream updates to all existing
+#: columns") before 3.9, and a multi-dimensional patch under numpy 2 (bokeh's
+#: ``np.array(..., copy=False)``) before 3.8.
+SINCE: dict[str, tuple[int, int]] = {"stream_empty": (3, 9), "patch_nd": (3, 8)}
+
 KIND: dict[str, str] = {
     "plain": "ModelChanged",
     "ref": "ModelChanged",
