@@ -24,20 +24,17 @@ is the home.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import logging
-import time
-import weakref
 from collections.abc import Callable, Mapping
 from ssl import SSLContext
 from types import TracebackType
 from typing import Literal, Self
 
-from . import _bokeh
+from . import _bokeh, registry
 from ._bokeh import Document
 from .connection import Connection
 from .docsync import DocumentSync
-from .engine import Home, finish_on_stopped_loop
+from .engine import Home
 from .exceptions import (
     BokehClientError,
 )
@@ -51,6 +48,7 @@ from .protocol.messages import MsgType, ServerInfo
 from .protocol.wire import WireMessage
 from .reconnect import Reconnect, ReconnectMode
 from .reconnector import Reconnector
+from .registry import live_sessions
 from .session_core import SessionCore, _nothing
 from .status import SessionState, SessionStatus, StatusPublisher
 from .transport.base import TransportFactory
@@ -69,39 +67,6 @@ log = logging.getLogger(__name__)
 DEFAULT_SERVER_WEBSOCKET_URL = "ws://localhost:5006/ws"
 DEFAULT_MAX_MESSAGE_SIZE = 20 * 1024 * 1024
 DEFAULT_TIMEOUT = 30.0
-
-_live: weakref.WeakSet[AsyncClientSession] = weakref.WeakSet()
-
-
-def _close_at_exit() -> None:
-    """Close, at interpreter exit, async sessions whose loop is stopped but not closed.
-
-    A kernel (or a script that made its own loop) exits without ``close()``: the
-    websocket would drop without a close frame, and the server would see an
-    abnormal end (code 1006). Sessions of the synchronous API live on the engine
-    loop, whose shutdown cancels their readers, which close their sockets. A loop
-    that is still running elsewhere or already closed is left alone (nothing may
-    run on it from here; the OS closes the sockets).
-    """
-    for session in live_sessions():
-        loop = session._loop
-        if loop is None or not session._docsync.home_is_loop:
-            continue  # not bound yet, or a synchronous session (the engine's)
-        try:
-            finish_on_stopped_loop(loop, session.close("interpreter exit"), 2.0)
-        except Exception as exc:  # noqa: BLE001 - at exit there is no caller to raise to
-            log.warning("session %s…: not closed cleanly at exit: %r", session.id[:8], exc)
-
-
-atexit.register(_close_at_exit)
-
-
-def live_sessions() -> list[AsyncClientSession]:
-    """Every session of this process that has not been closed, oldest first."""
-    return sorted(
-        (s for s in list(_live) if s.status.state is not SessionState.CLOSED),
-        key=lambda s: s._created,
-    )
 
 
 class AsyncClientSession(SessionCore):
@@ -186,7 +151,6 @@ class AsyncClientSession(SessionCore):
         self._token_expiration = options.token_expiration
         self._policy = options.reconnect
         self._open_transport: TransportFactory = transport_factory or AiohttpTransport.open
-        self._created = time.monotonic()
         self._last_op: Literal["pull", "push"] | None = None
         self._discarded: list[str] = []
 
@@ -216,7 +180,7 @@ class AsyncClientSession(SessionCore):
         self._repull_again = False
         self._server_info: ServerInfo | None = None
         self._server_info_reply: asyncio.Future[WireMessage] | None = None
-        _live.add(self)
+        registry.register(self)
 
     # -- properties (bokeh.client names) ------------------------------------
 
@@ -527,4 +491,3 @@ class AsyncClientSession(SessionCore):
         not run when the home loop next drains.
         """
         self._docsync.abandon_home_work()
-

@@ -332,11 +332,13 @@ LAYER = {
     "bokeh_nb_client.connection": 3,
     "bokeh_nb_client.outbox": 4,
     "bokeh_nb_client.docsync": 5,
-    # The session is three modules of one layer: the public surface, its core,
-    # and the reconnect orchestration (which names the session for typing only).
+    # The session is four modules of one layer: the public surface, its core, the
+    # reconnect orchestration and the registry of open sessions (the last two name
+    # the session for typing only).
     "bokeh_nb_client.reconnector": 6,
     "bokeh_nb_client.session_core": 6,
     "bokeh_nb_client.session": 6,
+    "bokeh_nb_client.registry": 6,
     "bokeh_nb_client.inline": 7,
     "bokeh_nb_client.client": 7,
     "bokeh_nb_client.async_api": 7,
