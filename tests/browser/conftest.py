@@ -60,7 +60,12 @@ def jupyter_lab(tmp_path: Path, lab_env: dict[str, str]) -> Iterator[JupyterLab]
         *lab_settings_args(tmp_path),
         *allow_root_args(),
     ]
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp_path / "jupyter-config"), **lab_env)
+    # The python3 kernelspec an environment installs runs "python" from PATH: make
+    # that this interpreter's, activated or not, so the kernels import what we test.
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env = dict(
+        os.environ, PATH=path, JUPYTER_CONFIG_DIR=str(tmp_path / "jupyter-config"), **lab_env
+    )
     process = spawn_logged(argv, env, log_path)
     lab = JupyterLab(port=port, token=token, root_dir=root, log_path=log_path)
     try:

@@ -170,3 +170,64 @@ def _restart_kernel(lab: JupyterLab) -> None:
     )
     with urllib.request.urlopen(restart, timeout=60) as response:
         assert response.status == 200
+
+
+RENEWAL_NOTEBOOK = "view_token_renewal.ipynb"
+
+
+@pytest.mark.timeout(300)
+def test_a_view_older_than_its_token_reconnects_when_only_the_browser_lost_its_connection(
+    jupyter_lab: JupyterLab, chromium_page: Any, start_bokeh_server: StartBokehServer
+) -> None:
+    """The kernel's session stays connected; only the page's websocket drops, after the
+    view's token expired. The banner's Reconnect link must connect the view again (with
+    a renewed token: the server refuses the expired one) and the view must follow the
+    kernel's changes again (issue 12, item 3)."""
+    page = chromium_page
+    try:
+        _renewal_scenario(page, jupyter_lab, start_bokeh_server)
+    except BaseException:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "view_token_renewal_failure.png"))
+        print(f"--- JupyterLab log ---\n{jupyter_lab.log_tail()}")
+        raise
+
+
+def _renewal_scenario(page: Any, lab: JupyterLab, start_bokeh_server: StartBokehServer) -> None:
+    server = start_bokeh_server(apps=["basic"], extra_args=("--allow-websocket-origin", "*"))
+    write_notebook(lab.root_dir / RENEWAL_NOTEBOOK, [*_cells(server.http_url("basic"))[:2], ""])
+    start_kernel_session(lab, RENEWAL_NOTEBOOK)
+    open_notebook(
+        page,
+        lab.login_url(),
+        RENEWAL_NOTEBOOK,
+        lambda: wait_for_kernel_connection(lab, RENEWAL_NOTEBOOK),
+    )
+    # The page's websockets to the app pass through Playwright, so that the test can
+    # drop the browser's connection alone (the kernel's connection is not routed).
+    # Routed once the notebook is open: JupyterLab's own websockets stay as they are.
+    to_server: list[Any] = []
+    page.route_web_socket(
+        lambda url: "/basic/ws" in url, lambda ws: to_server.append(ws.connect_to_server())
+    )
+    run_all_cells(page)
+    shown_at = time.time()
+    page.locator(".bnc-view .bk-Div").get_by_text("hello", exact=True).wait_for(timeout=TIMEOUT_MS)
+    assert len(to_server) == 1
+
+    # The view is older than its token; its websocket (only) drops.
+    page.wait_for_function("(t) => Date.now() > t", arg=(shown_at + TOKEN_LIFETIME + 1) * 1000)
+    to_server[0].close(code=4001, reason="the test drops the browser's connection")
+    reconnect = page.locator(".bnc-view[data-state='disconnected'] .bnc-banner a")
+    reconnect.get_by_text("Reconnect", exact=True).click(timeout=TIMEOUT_MS)
+    page.locator(".bnc-view[data-state='live']").wait_for(state="attached", timeout=TIMEOUT_MS)
+    assert len(to_server) >= 2  # the view connected again
+
+    # The reconnected view follows the kernel's session again.
+    run_in_new_cell(
+        page, f's.document.get_model_by_name("div").text = "{CHANGED}"\ns.force_roundtrip()'
+    )
+    page.locator(".bnc-view .bk-Div").get_by_text(CHANGED, exact=True).wait_for(timeout=TIMEOUT_MS)
+    assert page.locator(".bnc-view[data-state='live']").count() == 1
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "view_token_renewed.png"))

@@ -257,6 +257,19 @@ def test_client_message_reaches_server_model_event_callbacks(bokeh_server: Bokeh
 # sends that on as a ModelChanged.
 RELAYED_KIND = {"whole": "ModelChanged"}
 
+# The changes that bring new models into the document.
+ADDS_MODELS = {"ref", "root_add", "combined"}
+
+# bokeh 3.10's server serializes the patches it relays only after the apply has
+# marked the models that arrived in the patch as known to every client
+# (server/session.py: ``_document_patched`` queues, ``_send_pending_patches``
+# serializes later, after ``Document.apply_json_patch``'s ``flush_synced``). So a
+# model that one client adds reaches the session's other clients as a bare
+# reference that none of them can resolve. Up to 3.9 the relay was serialized
+# inside the apply, with the new models' definitions. Our reader then re-pulls the
+# document, says so in its status, and converges: the test asserts that path there.
+RELAYS_NEW_MODELS_AS_REFERENCES = BOKEH_MINOR >= (3, 10)
+
 
 @pytest.mark.parametrize("command", DATA_KINDS)
 def test_client_change_reaches_another_client_of_the_session(
@@ -276,6 +289,11 @@ def test_client_change_reaches_another_client_of_the_session(
         writer.force_roundtrip()
         expected = snapshot(written)
         poll_until(reader, lambda: snapshot(read) == expected)
-        assert RELAYED_KIND.get(command, KIND[command]) in log.received, log.received
-        assert reader.status.last_error is None
+        if RELAYS_NEW_MODELS_AS_REFERENCES and command in ADDS_MODELS:
+            error = reader.status.last_error or ""
+            assert error.startswith("re-pulled after a patch failed"), error
+            assert "can't resolve reference" in error, error
+        else:
+            assert RELAYED_KIND.get(command, KIND[command]) in log.received, log.received
+            assert reader.status.last_error is None
         assert expected == fresh_snapshot(bokeh_server, writer.id)

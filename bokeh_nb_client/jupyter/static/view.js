@@ -30,7 +30,7 @@
 // Must stay self-contained (no imports) and tolerate BokehJS not being loaded yet.
 (function () {
   "use strict";
-  const VERSION = 2;
+  const VERSION = 3;
   if (window.bokehNbClient != null && window.bokehNbClient.version === VERSION) { return; }
   if (window.bokehNbClient != null) { window.bokehNbClient.disposeAll(); }
 
@@ -99,9 +99,34 @@
     });
   }
 
-  // A manual reconnect: a new client session with the newest token the kernel
-  // gave this view (an expired one is refused by the server, and the banner says
-  // what to do).
+  // The token for a manual reconnect. The kernel's token may have expired by now
+  // (the view is older than the session's token_expiration; the server refuses it
+  // with "Token is expired"). An unsigned token (bokeh's default, no
+  // BOKEH_SECRET_KEY) is nothing but its payload, base64url-encoded JSON, which the
+  // server reads for the session id and the expiry; so it is renewed here: its
+  // expiry moves on by the time since the kernel's token reached this page (the
+  // kernel's clock stays the reference, whatever this browser's clock says). Every
+  // other field is kept. A signed token ("payload.signature") needs the server's
+  // secret key: it is returned as it is, and if the server refuses it the banner
+  // says how to get a fresh one from the kernel.
+  function renewedToken(token, receivedAtMs, nowMs) {
+    if (typeof token !== "string" || token.indexOf(".") >= 0) { return token; }
+    const base64 = token.replace(/-/g, "+").replace(/_/g, "/");
+    let payload = null;
+    try {
+      payload = JSON.parse(atob(base64 + "===".slice((base64.length + 3) % 4)));
+    } catch (error) {
+      return token;  // not a token this code can read: the server judges it as it is
+    }
+    if (payload == null || typeof payload.session_expiry !== "number") { return token; }
+    const elapsedS = Math.max(0, Math.ceil((nowMs - receivedAtMs) / 1000));
+    payload.session_expiry += elapsedS;
+    return btoa(JSON.stringify(payload))
+      .replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+
+  // A manual reconnect: a new client session, with the kernel's newest token for
+  // this view, renewed if it can be (see renewedToken).
   function reconnect(entry) {
     const old = entry.session;
     entry.session = null;
@@ -110,24 +135,27 @@
     if (anchor == null || entry.wsUrl == null) { return; }
     anchor.replaceChildren();
     say(entry, "loading", "Reconnecting to " + entry.config.appUrl + " …");
-    pullInto(entry, entry.wsUrl, anchor, [], false).then(function () {
+    const token = renewedToken(entry.config.token, entry.receivedAtMs, Date.now());
+    pullInto(entry, entry.wsUrl, anchor, [], false, token).then(function () {
       if (live(entry)) { say(entry, "live", ""); }
     }, function (error) {
       if (live(entry)) {
         say(entry, "failed", "Could not reconnect this view of session " +
             entry.config.sessionLabel + " (" + error + "). If the kernel's session is " +
-            "connected, run %bokeh_show again for a view with a fresh token.");
+            "connected, run %bokeh_show again for a view with a fresh token (a signed " +
+            "token cannot be renewed in the browser).");
       }
     });
   }
 
-  async function pullInto(entry, wsUrl, element, roots, useForTitle) {
+  async function pullInto(entry, wsUrl, element, roots, useForTitle, token) {
     const Bokeh = window.Bokeh;
     const connection = Bokeh.require("client/connection");
     const standalone = Bokeh.require("embed/standalone");
     entry.wsUrl = wsUrl;
     // No page query string: it is the notebook page's (it may carry its token).
-    const session = await connection.pull_session(wsUrl, entry.config.token, null);
+    const session = await connection.pull_session(
+      wsUrl, token === undefined ? entry.config.token : token, null);
     if (!live(entry)) {
       session.close();
       throw new Error("the view was replaced");
@@ -300,7 +328,8 @@
     if (previous != null) { dispose(previous); }
     if (box == null) { return; }
     const entry = {key: config.key, box: box, config: config, session: null,
-                   disposed: false, loaded: false, missing: 0, timer: null, wsUrl: null};
+                   disposed: false, loaded: false, missing: 0, timer: null, wsUrl: null,
+                   receivedAtMs: Date.now()};
     if (config.state !== "live") {
       // closed or no longer following the kernel: the notice is the whole view
       say(entry, config.state, config.notice);
@@ -332,6 +361,7 @@
     version: VERSION,
     render: render,
     disposeAll: disposeAll,
+    renewedToken: renewedToken,  // for tests
     // for tests and for users who wonder what is connected
     connectedViews: function () {
       return Array.from(byKey.values()).filter(function (entry) {
