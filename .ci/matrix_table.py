@@ -12,6 +12,19 @@ import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 
+def _tiers(field: str) -> str:
+    """``tests/unit,tests/interop/test_connect.py,...`` -> ``unit, interop (connect, ...)``."""
+    whole: list[str] = []
+    files: dict[str, list[str]] = {}
+    for path in filter(None, field.split(",")):
+        tier, _, file = path.removeprefix("tests/").partition("/")
+        if file:
+            files.setdefault(tier, []).append(file.removeprefix("test_").removesuffix(".py"))
+        else:
+            whole.append(tier)
+    return ", ".join([*whole, *(f"{tier} ({', '.join(names)})" for tier, names in files.items())])
+
+
 def rows(folder: Path) -> list[str]:
     lines = [
         "| leg | Python | bokeh | aiohttp | ipykernel | ipywidgets | IPython | traitlets "
@@ -29,7 +42,7 @@ def rows(folder: Path) -> list[str]:
         failed = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
         skipped = int(suite.get("skipped", 0))
         seconds = float(suite.get("time", 0.0))
-        tiers = ", ".join(t.removeprefix("tests/") for t in values.get("tiers", "").split(","))
+        tiers = _tiers(values.get("tiers", ""))
         lines.append(
             f"| {name} | {values.get('python', '?')} | {values.get('bokeh', '?')} "
             f"| {values.get('aiohttp', '?')} | {values.get('ipykernel', '?')} "

@@ -10,6 +10,9 @@ re-run the tiers whose behaviour depends on the versions, each against a real
 * ``bokeh-3.4``, ``bokeh-3.6``, ``bokeh-3.8`` on Python 3.11, and ``bokeh-3.10`` on
   Python 3.12 and 3.13 (bokeh 3.10 needs Python >= 3.12): unit, contract,
   interop and hostile tiers;
+* ``bokeh-3.5``, ``bokeh-3.7`` on Python 3.11: the same less the interop files
+  about our own reconnects and requests (``WIRE_TIERS``), so that every supported
+  minor is tested and the whole CI run stays short;
 * ``oldest``: bokeh 3.9 with the lowest versions ``pyproject.toml`` declares for
   aiohttp, ipykernel, ipywidgets, IPython and traitlets: unit, interop and kernel
   tiers.
@@ -44,7 +47,29 @@ nox.options.error_on_missing_interpreters = True
 CORE_TEST_TOOLS = ["pytest", "pytest-timeout", "hypothesis", "psutil", "trustme"]
 KERNEL_TEST_TOOLS = ["jupyter_client", "nbformat", "nbclient"]
 
+# The burst test's size in the legs (the main suite sends 100,000): see
+# tests/interop/test_document_sync.py.
+LEG_BURST_EVENTS = 20_000
+
 LOWER_TIERS = ["tests/unit", "tests/contract", "tests/interop", "tests/hostile"]
+
+# The minors between the anchors (3.4, 3.6, 3.8, 3.9 in the main suite, 3.10) run
+# the lower tiers less the interop files about this client's own state machine
+# (reconnects, request records), whose behaviour no bokeh minor changes: they
+# keep everything that goes through bokeh's serialization, the wire and the app.
+WIRE_TIERS = [
+    "tests/unit",
+    "tests/contract",
+    "tests/hostile",
+    "tests/interop/test_connect.py",
+    "tests/interop/test_document_sync.py",
+    "tests/interop/test_event_kinds.py",
+    "tests/interop/test_binary_buffers.py",
+    "tests/interop/test_client_callbacks.py",
+]
+
+# Left to the main suite: the tests of our ``bokeh serve`` fixtures themselves.
+LEG_IGNORES = ["--ignore=tests/interop/test_server_fixture.py"]
 
 OLDEST = {
     "aiohttp": "3.9.0",
@@ -104,6 +129,7 @@ def run_tiers(session: nox.Session, tiers: list[str]) -> None:
         "-m",
         "pytest",
         *tiers,
+        *LEG_IGNORES,
         "-p",
         "no:cacheprovider",
         "-o",
@@ -115,6 +141,7 @@ def run_tiers(session: nox.Session, tiers: list[str]) -> None:
         "-o",
         f"junit_suite_name={session.name} {versions} tiers={','.join(tiers)}",
         *session.posargs,
+        env={"BNC_BURST_EVENTS": str(LEG_BURST_EVENTS)},
     )
 
 
@@ -123,15 +150,17 @@ def run_tiers(session: nox.Session, tiers: list[str]) -> None:
 BOKEH_FAMILY = {"bokeh", "numpy", "contourpy", "pandas", "narwhals", "tornado", "xyzservices"}
 
 BOKEH_LEGS = [
-    ("3.4", PYTHON_311),
-    ("3.6", PYTHON_311),
-    ("3.8", PYTHON_311),
-    ("3.10", "3.12"),
-    ("3.10", "3.13"),
+    ("3.4", PYTHON_311, LOWER_TIERS),
+    ("3.5", PYTHON_311, WIRE_TIERS),
+    ("3.6", PYTHON_311, LOWER_TIERS),
+    ("3.7", PYTHON_311, WIRE_TIERS),
+    ("3.8", PYTHON_311, LOWER_TIERS),
+    ("3.10", "3.12", LOWER_TIERS),
+    ("3.10", "3.13", LOWER_TIERS),
 ]
 
 
-def make_bokeh_leg(bokeh_minor: str, python: str) -> None:
+def make_bokeh_leg(bokeh_minor: str, python: str, tiers: list[str]) -> None:
     path = interpreter(python)
     if path is None:
         print(
@@ -147,11 +176,11 @@ def make_bokeh_leg(bokeh_minor: str, python: str) -> None:
         session.install(
             "-c", str(constraints), "-e", str(ROOT), f"bokeh=={bokeh_minor}.*", *CORE_TEST_TOOLS
         )
-        run_tiers(session, LOWER_TIERS)
+        run_tiers(session, tiers)
 
 
-for _minor, _python in BOKEH_LEGS:
-    make_bokeh_leg(_minor, _python)
+for _minor, _python, _tiers in BOKEH_LEGS:
+    make_bokeh_leg(_minor, _python, _tiers)
 
 
 @nox.session(name="oldest", python=interpreter(PYTHON_311))
