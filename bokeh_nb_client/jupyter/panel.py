@@ -331,6 +331,7 @@ class StatusPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         for unsubscribe in self._unsubscribe.values():
             unsubscribe()
         self._unsubscribe.clear()
+        self._views.stop_following()
         self._tasks.close()
         for row in self._rows:
             # Rows may be displayed elsewhere (%bokeh_pull): keep them, showing the

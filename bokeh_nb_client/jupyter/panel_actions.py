@@ -29,11 +29,13 @@ from ..client import ClientSession
 from ..engine import get_engine
 from ..exceptions import BokehClientError
 from ..session import AsyncClientSession
-from .display import closed_view, inline_view, view_route
+from ..status import SessionState, SessionStatus
+from .display import closed_view, detached_view, inline_view, view_route
 from .panel_rows import SessionRowView
 from .panel_text import now, redact
 from .rendering import short_id
 from .sessions import Steerable, forget_closed
+from .views import view_change
 
 __all__ = ["OwnedTasks", "ViewArea", "drive", "log_failure", "run_action"]
 
@@ -149,35 +151,27 @@ class OwnedTasks:
 
 
 class ViewArea(widgets.Output):  # type: ignore[misc]  # ipywidgets is untyped
-    """Where Show puts the live inline view of a session (one at a time)."""
+    """Where Show puts the live inline view of a session (one at a time).
+
+    The view follows its session as ``%bokeh_show``'s views do (``views.view_change``):
+    rendered again with a fresh token when the session reconnects, a notice when it
+    stops following the server or is closed. Methods are for the kernel's loop.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.add_class("bnc-panel-views")
         self._shown: tuple[str, str] | None = None  # (app_url, session_id) in the view
         self._key = f"panel-{id(self):x}"  # a new rendering replaces the previous one
+        self._state: SessionState | None = None  # the shown session's, as last seen
+        self._unsubscribe: Callable[[], None] | None = None
 
     async def show(self, session: Steerable) -> None:
         """Show a live view of ``session`` (its local changes are sent first)."""
-        from . import current_config
-
         # The browser pulls the document from the server: send local changes first.
         await drive(session, lambda s: s.force_roundtrip())
-        config = current_config()
-        timeout = float(config.view_load_timeout) if config is not None else 15.0
-        # The same route as %bokeh_show's views (direct, or the Jupyter server's proxy).
-        route = view_route(session.app_url)
-        token = session.token  # minted now, with the session's token_expiration
-        view = inline_view(
-            session.app_url,
-            session.id,
-            load_timeout=timeout,
-            route=route,
-            token=token,
-            key=self._key,
-        )
-        self._set(view.text, view.html)
-        self._shown = (session.app_url, session.id)
+        self._render_live(session)
+        self._follow(session, asyncio.get_running_loop())
 
     def session_closed(self, session_id: str) -> None:
         """Say so in the view if it shows the session ``session_id``."""
@@ -185,6 +179,56 @@ class ViewArea(widgets.Output):  # type: ignore[misc]  # ipywidgets is untyped
             view = closed_view(*self._shown, key=self._key)
             self._set(view.text, view.html)
             self._shown = None
+            self.stop_following()
+
+    def stop_following(self) -> None:
+        """Stop following the shown session's status (the panel closes). Idempotent."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    def _render_live(self, session: Steerable) -> None:
+        from . import current_config
+
+        config = current_config()
+        timeout = float(config.view_load_timeout) if config is not None else 15.0
+        view = inline_view(
+            session.app_url,
+            session.id,
+            load_timeout=timeout,
+            # The same route as %bokeh_show's views (direct, or the Jupyter server's proxy).
+            route=view_route(session.app_url),
+            token=session.token,  # minted now, with the session's token_expiration
+            key=self._key,
+        )
+        self._set(view.text, view.html)
+        self._shown = (session.app_url, session.id)
+
+    def _follow(self, session: Steerable, loop: asyncio.AbstractEventLoop) -> None:
+        self.stop_following()
+        self._state = session.status.state
+
+        def arrived(status: SessionStatus) -> None:  # the session's I/O thread
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(self._status_arrived, session, status)
+
+        self._unsubscribe = session.subscribe(arrived)
+
+    def _status_arrived(self, session: Steerable, status: SessionStatus) -> None:
+        if self._shown is None or self._shown[1] != session.id:
+            return  # a snapshot of a session this area no longer shows
+        previous, self._state = self._state, status.state
+        match view_change(previous, status.state):
+            case "live":
+                self._render_live(session)
+            case "detached":
+                why = status.last_error or status.state.value
+                view = detached_view(*self._shown, why, key=self._key)
+                self._set(view.text, view.html)
+            case "closed":
+                self.session_closed(session.id)
+            case None:
+                pass
 
     def _set(self, text: str, markup: str) -> None:
         # Set the outputs directly rather than `with output: display(...)`: that

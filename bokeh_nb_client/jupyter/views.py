@@ -36,6 +36,7 @@ import atexit
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from .. import _bokeh
 from ..session import AsyncClientSession
@@ -49,12 +50,27 @@ from .display import (
     view_route,
 )
 
-__all__ = ["LiveViews", "live_views", "mark_views_closed"]
+__all__ = ["LiveViews", "ViewChange", "live_views", "mark_views_closed", "view_change"]
 
 #: States after which a ``connected`` status means "reconnected".
 _AWAY = frozenset({SessionState.RECONNECTING, SessionState.DISCONNECTED, SessionState.ERROR})
 #: States in which the session does not follow the server.
 _DETACHED = frozenset({SessionState.DISCONNECTED, SessionState.ERROR})
+
+#: What a view becomes (see :func:`view_change`).
+ViewChange = Literal["live", "detached", "closed"]
+
+
+def view_change(previous: SessionState | None, state: SessionState) -> ViewChange | None:
+    """What a view of a session must become when the session goes from ``previous``
+    to ``state`` (the table in the module docstring); None: it stays as it is."""
+    if state is SessionState.CLOSED:
+        return "closed"
+    if state is SessionState.CONNECTED and previous in _AWAY:
+        return "live"  # reconnected: render again with a fresh token
+    if state in _DETACHED and previous not in _DETACHED:
+        return "detached"
+    return None
 
 
 @dataclass
@@ -159,16 +175,18 @@ class LiveViews:
             return
         with self._lock:
             previous, followed.state = followed.state, status.state
-        state = status.state
-        if state is SessionState.CLOSED:
-            self.session_closed(followed.app_url, session_id)
-        elif state is SessionState.CONNECTED and previous in _AWAY:
-            self._render_all(followed, None)
-        elif state in _DETACHED and previous not in _DETACHED:
-            why = status.last_error or state.value
-            self._render_all(
-                followed, lambda key: detached_view(followed.app_url, session_id, why, key)
-            )
+        match view_change(previous, status.state):
+            case "closed":
+                self.session_closed(followed.app_url, session_id)
+            case "live":
+                self._render_all(followed, None)
+            case "detached":
+                why = status.last_error or status.state.value
+                self._render_all(
+                    followed, lambda key: detached_view(followed.app_url, session_id, why, key)
+                )
+            case None:
+                pass
 
     def _live(self, followed: _Followed, display_id: str) -> object:
         from .display import _load_timeout

@@ -189,6 +189,36 @@ def test_reconnect_reopens_a_session_whose_connection_ended(
     kp.execute("rpanel.close()\nrs.close()")
 
 
+def test_a_view_shown_from_the_panel_follows_its_session(
+    kp: KernelDriver, start_bokeh_server: StartBokehServer
+) -> None:
+    """Show's view says when its session stops following the server, and is rendered
+    again (live, with a fresh token) when the session reconnects: as ``%bokeh_show``'s
+    views do (issue 12)."""
+    server = start_bokeh_server(apps=["basic"])
+    kp.execute(
+        f"vs = pull_session(url='{server.http_url('basic')}', reconnect=None)\n"
+        "vpanel = StatusPanel()\n"
+        "vrow = vpanel.row_for(vs)\n"
+        "def vstate():\n"
+        "    outputs = vpanel.views.outputs\n"
+        "    html = outputs[0]['data']['text/html'] if outputs else ''\n"
+        "    if 'data-state=\"detached\"' in html:\n"
+        "        return 'detached'\n"
+        "    return 'live' if '\"state\": \"live\"' in html else 'none'\n"
+        "vrow.buttons['show'].click()"
+    )
+    poll(kp, "vstate()", "live")
+    kp.execute("vrenderings = [vpanel.views.outputs]")
+    server.stop()
+    poll(kp, "vstate()", "detached")
+    server.restart()
+    kp.execute("vrow.buttons['reconnect'].click()")
+    poll(kp, "vstate()", "live")
+    assert value(kp, "vpanel.views.outputs != vrenderings[0]") == "True"
+    kp.execute("vpanel.close()\nvs.close()")
+
+
 @pytest.fixture
 def not_bokeh(tmp_path: Path) -> Iterator[str]:
     """A plain HTTP server (a directory listing with links): something that is not Bokeh."""
