@@ -22,10 +22,12 @@
 // elements inside our views, and we pull with the kernel's token.
 //
 // BokehJS >= 3.8 reports lost connections itself with toasts over the page
-// (Notifications, driven by document.config.notify_connection_status). Our views
-// report them in their own banner, so that setting is turned off, silently
-// (no change event, so nothing is sent to the server), on each document we pull.
-// Before 3.8 BokehJS shows no such notifications.
+// (Notifications, driven by document.config.notify_connection_status), and
+// reconnects by itself (config.reconnect_session). Our views report them in their
+// own banner and reconnect themselves (a new client session with a renewed token,
+// a few attempts, then a Reconnect link), so both settings are turned off,
+// silently (no change event, so nothing is sent to the server), on each document
+// we pull. Before 3.8 BokehJS does neither.
 //
 // Must stay self-contained (no imports) and tolerate BokehJS not being loaded yet.
 (function () {
@@ -65,6 +67,7 @@
     if (byKey.get(entry.key) === entry) { byKey.delete(entry.key); }
     if (byBox.get(entry.box.id) === entry) { byBox.delete(entry.box.id); }
     if (entry.timer != null) { clearTimeout(entry.timer); }
+    if (entry.retryTimer != null) { clearTimeout(entry.retryTimer); }
     if (entry.session != null) {
       entry.session.close();
       entry.session = null;
@@ -73,30 +76,76 @@
 
   function live(entry) { return !entry.disposed && byKey.get(entry.key) === entry; }
 
-  // BokehJS >= 3.8: no toasts of its own for this document (see the header).
+  // BokehJS >= 3.8: no toasts of its own for this document, and no reconnects of
+  // its own (see the header): its reconnect re-pulls without the binary buffers the
+  // server sends ("buffer for id=... not found" on 3.9, the view then stays
+  // stale) and with the token it started with, expired for a view older than its
+  // token lifetime. The view reconnects itself instead (autoReconnect).
   function quiet(doc) {
     const config = doc.config;
-    if (config != null && config.properties != null &&
-        config.properties.notify_connection_status != null) {
-      config.setv({notify_connection_status: false}, {silent: true});
+    if (config == null || config.properties == null) { return; }
+    const off = {};
+    if (config.properties.notify_connection_status != null) {
+      off.notify_connection_status = false;
     }
+    if (config.properties.reconnect_session != null) { off.reconnect_session = false; }
+    config.setv(off, {silent: true});
+  }
+
+  // The view connected again: counted in the box's data-reconnects, for users and
+  // tests who wonder.
+  function reconnected(entry) {
+    entry.attempts = 0;
+    entry.box.dataset.reconnects = String(Number(entry.box.dataset.reconnects || "0") + 1);
+    say(entry, "live", "");
   }
 
   function watch(entry, doc) {
-    const c = entry.config;
     doc.on_event("connection_lost", function (_, event) {
-      if (!live(entry)) { return; }
-      const retry = event.timeout != null;
-      say(entry, "disconnected",
-          "Disconnected from the Bokeh server at " + c.appUrl + (retry ?
-            "; reconnecting in " + Math.max(0, Math.round(event.timeout / 1000)) + " s. " :
-            ": this view of session " + c.sessionLabel + " no longer updates. ") +
-          "It follows the kernel's session again when that session reconnects.",
-          retry ? null : {label: "Reconnect", run: function () { reconnect(entry); }});
+      if (!live(entry) || entry.session == null || entry.session.document !== doc) { return; }
+      if (event.timeout != null) {
+        // BokehJS reconnects by itself (only if reconnect_session could not be
+        // turned off): say so and let it.
+        say(entry, "disconnected", "Disconnected from the Bokeh server at " +
+            entry.config.appUrl + "; reconnecting in " +
+            Math.max(0, Math.round(event.timeout / 1000)) + " s.");
+        return;
+      }
+      autoReconnect(entry);
     });
     doc.on_event("client_reconnected", function () {
-      if (live(entry)) { say(entry, "live", ""); }
+      if (live(entry)) { reconnected(entry); }
     });
+  }
+
+  // After a lost connection the view tries to connect again by itself, a few
+  // times, backing off (a `bokeh serve --dev` reload takes 1 to 3 s); then the
+  // banner offers Reconnect. Whenever the kernel's session reconnects, the kernel
+  // renders the view again anyway, with a fresh token.
+  const RETRY_DELAYS_MS = [0, 1000, 2000, 4000, 8000];
+
+  function autoReconnect(entry) {
+    const c = entry.config;
+    const attempt = entry.attempts;
+    if (attempt >= RETRY_DELAYS_MS.length) {
+      entry.attempts = 0;
+      say(entry, "disconnected",
+          "Disconnected from the Bokeh server at " + c.appUrl + ": this view of session " +
+          c.sessionLabel + " no longer updates. It follows the kernel's session again " +
+          "when that session reconnects.",
+          {label: "Reconnect", run: function () { reconnect(entry, false); }});
+      return;
+    }
+    entry.attempts = attempt + 1;
+    const delay = RETRY_DELAYS_MS[attempt];
+    say(entry, "disconnected",
+        "Disconnected from the Bokeh server at " + c.appUrl + "; reconnecting" +
+        (delay > 0 ? " in " + Math.round(delay / 1000) + " s" : "") + " (attempt " +
+        entry.attempts + " of " + RETRY_DELAYS_MS.length + ").");
+    entry.retryTimer = setTimeout(function () {
+      entry.retryTimer = null;
+      if (live(entry)) { reconnect(entry, true); }
+    }, delay);
   }
 
   // The token for a manual reconnect. The kernel's token may have expired by now
@@ -125,21 +174,29 @@
       .replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
   }
 
-  // A manual reconnect: a new client session, with the kernel's newest token for
-  // this view, renewed if it can be (see renewedToken).
-  function reconnect(entry) {
+  // A new client session for the view, with the kernel's newest token for it,
+  // renewed if it can be (see renewedToken). The old content stays until the new
+  // document is there. ``automatic``: an attempt of autoReconnect, which tries
+  // again when it fails; else the user's click.
+  function reconnect(entry, automatic) {
+    if (entry.retryTimer != null) { clearTimeout(entry.retryTimer); entry.retryTimer = null; }
     const old = entry.session;
     entry.session = null;
     if (old != null) { old.close(); }
     const anchor = entry.anchor;  // the element BokehJS rendered the roots into
     if (anchor == null || entry.wsUrl == null) { return; }
-    anchor.replaceChildren();
-    say(entry, "loading", "Reconnecting to " + entry.config.appUrl + " …");
+    if (!automatic) {
+      entry.attempts = 0;
+      say(entry, "loading", "Reconnecting to " + entry.config.appUrl + " …");
+    }
     const token = renewedToken(entry.config.token, entry.receivedAtMs, Date.now());
-    pullInto(entry, entry.wsUrl, anchor, [], false, token).then(function () {
-      if (live(entry)) { say(entry, "live", ""); }
+    pullInto(entry, entry.wsUrl, anchor, [], false, token, true).then(function () {
+      if (live(entry)) { reconnected(entry); }
     }, function (error) {
-      if (live(entry)) {
+      if (!live(entry)) { return; }
+      if (automatic) {
+        autoReconnect(entry);
+      } else {
         say(entry, "failed", "Could not reconnect this view of session " +
             entry.config.sessionLabel + " (" + error + "). If the kernel's session is " +
             "connected, run %bokeh_show again for a view with a fresh token (a signed " +
@@ -148,7 +205,7 @@
     });
   }
 
-  async function pullInto(entry, wsUrl, element, roots, useForTitle, token) {
+  async function pullInto(entry, wsUrl, element, roots, useForTitle, token, replace) {
     const Bokeh = window.Bokeh;
     const connection = Bokeh.require("client/connection");
     const standalone = Bokeh.require("embed/standalone");
@@ -163,6 +220,7 @@
     entry.session = session;
     quiet(session.document);
     watch(entry, session.document);
+    if (replace === true) { element.replaceChildren(); }
     return standalone.add_document_standalone(session.document, element, roots, useForTitle);
   }
 
@@ -329,7 +387,7 @@
     if (box == null) { return; }
     const entry = {key: config.key, box: box, config: config, session: null,
                    disposed: false, loaded: false, missing: 0, timer: null, wsUrl: null,
-                   receivedAtMs: Date.now()};
+                   receivedAtMs: Date.now(), attempts: 0, retryTimer: null};
     if (config.state !== "live") {
       // closed or no longer following the kernel: the notice is the whole view
       say(entry, config.state, config.notice);
