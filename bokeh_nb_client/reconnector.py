@@ -186,7 +186,9 @@ class Reconnector:
             "again, so the server's state was reset. Models you hold that no longer exist "
             "refuse changes; look them up again in session.document"
         )
-        log.warning("%s", message)
+        # Reported to the user once, as the warning (at the user's next call, on the
+        # home thread), like VersionMismatchWarning; the log line is for debugging.
+        log.info("%s", message)
         s._docsync.post_home(lambda: warn_at_caller(message, SessionRecreatedWarning))
 
     async def _resynchronise(self, policy: Reconnect) -> bool:
