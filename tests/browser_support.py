@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import urllib.error
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -222,3 +223,30 @@ def run_in_new_cell(page: Any, code: str) -> None:
     page.locator(".jp-Notebook .jp-Cell").last.locator(".cm-content").click()
     page.keyboard.insert_text(code)  # no key events: no auto-closed brackets
     page.keyboard.press("Shift+Enter")
+
+
+BROWSER_ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "browser"
+
+
+@contextmanager
+def failure_artifacts(page: Any, name: str, *logs: Callable[[], str]) -> Iterator[None]:
+    """On any failure inside, save ``test-artifacts/browser/<name>_failure.png`` and
+    print each of ``logs`` (e.g. JupyterLab's log tail), then let the failure go on."""
+    try:
+        yield
+    except BaseException:
+        BROWSER_ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(BROWSER_ARTIFACTS / f"{name}_failure.png"))
+        for log in logs:
+            print(f"--- log ---\n{log()}")
+        raise
+
+
+def path_with_this_interpreter() -> str:
+    """PATH with this interpreter's folder first, for a Jupyter server we start.
+
+    ``jupyter lab`` runs the ``jupyter-lab`` it finds on PATH, and the ``python3``
+    kernelspec an environment installs runs ``python`` from PATH: from a virtualenv
+    that is not activated, both would be another Python's, without this package.
+    """
+    return os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])

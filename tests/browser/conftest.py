@@ -24,6 +24,7 @@ from browser_support import (
     allow_root_args,
     lab_settings_args,
     open_chromium_page,
+    path_with_this_interpreter,
     spawn_logged,
     stop_process_group,
 )
@@ -60,11 +61,11 @@ def jupyter_lab(tmp_path: Path, lab_env: dict[str, str]) -> Iterator[JupyterLab]
         *lab_settings_args(tmp_path),
         *allow_root_args(),
     ]
-    # The python3 kernelspec an environment installs runs "python" from PATH: make
-    # that this interpreter's, activated or not, so the kernels import what we test.
-    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     env = dict(
-        os.environ, PATH=path, JUPYTER_CONFIG_DIR=str(tmp_path / "jupyter-config"), **lab_env
+        os.environ,
+        PATH=path_with_this_interpreter(),
+        JUPYTER_CONFIG_DIR=str(tmp_path / "jupyter-config"),
+        **lab_env,
     )
     process = spawn_logged(argv, env, log_path)
     lab = JupyterLab(port=port, token=token, root_dir=root, log_path=log_path)

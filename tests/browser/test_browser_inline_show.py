@@ -29,7 +29,13 @@ from typing import Any
 
 import pytest
 from bokeh_server import StartBokehServer
-from browser_support import open_notebook, run_all_cells, run_in_new_cell, write_notebook
+from browser_support import (
+    failure_artifacts,
+    open_notebook,
+    run_all_cells,
+    run_in_new_cell,
+    write_notebook,
+)
 from lab_process import JupyterLab, start_kernel_session, wait_for_kernel_connection
 
 pytestmark = pytest.mark.browser
@@ -64,13 +70,8 @@ def test_inline_view_renders_updates_and_reports_disconnection(
     jupyter_lab: JupyterLab, chromium_page: Any, start_bokeh_server: StartBokehServer
 ) -> None:
     page = chromium_page
-    try:
+    with failure_artifacts(page, "inline_show", jupyter_lab.log_tail):
         _scenario(page, jupyter_lab, start_bokeh_server)
-    except BaseException:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "failure.png"))
-        print(f"--- JupyterLab log ---\n{jupyter_lab.log_tail()}")
-        raise
 
 
 def _scenario(page: Any, jupyter_lab: JupyterLab, start_bokeh_server: StartBokehServer) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from bokeh_server import StartBokehServer
-from browser_support import open_notebook, run_all_cells, write_notebook
+from browser_support import failure_artifacts, open_notebook, run_all_cells, write_notebook
 from lab_process import JupyterLab, start_kernel_session, wait_for_kernel_connection
 from playwright.sync_api import expect
 
@@ -56,13 +56,8 @@ def test_the_panel_lists_apps_opens_shows_and_closes_a_session(
     jupyter_lab: JupyterLab, chromium_page: Any, start_bokeh_server: StartBokehServer
 ) -> None:
     page = chromium_page
-    try:
+    with failure_artifacts(page, "status_panel", jupyter_lab.log_tail):
         _scenario(page, jupyter_lab, start_bokeh_server)
-    except BaseException:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "status_panel_failure.png"))
-        print(f"--- JupyterLab log ---\n{jupyter_lab.log_tail()}")
-        raise
 
 
 def _scenario(page: Any, jupyter_lab: JupyterLab, start_bokeh_server: StartBokehServer) -> None:

@@ -30,7 +30,13 @@ from typing import Any
 
 import pytest
 from bokeh_server import StartBokehServer
-from browser_support import open_notebook, run_all_cells, run_in_new_cell, write_notebook
+from browser_support import (
+    failure_artifacts,
+    open_notebook,
+    run_all_cells,
+    run_in_new_cell,
+    write_notebook,
+)
 from lab_process import JupyterLab, start_kernel_session, wait_for_kernel_connection
 
 pytestmark = pytest.mark.browser
@@ -63,13 +69,8 @@ def test_views_follow_restarts_with_fresh_tokens_and_close_with_their_session(
     jupyter_lab: JupyterLab, chromium_page: Any, start_bokeh_server: StartBokehServer
 ) -> None:
     page = chromium_page
-    try:
+    with failure_artifacts(page, "view_lifecycle", jupyter_lab.log_tail):
         _scenario(page, jupyter_lab, start_bokeh_server)
-    except BaseException:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "view_lifecycle_failure.png"))
-        print(f"--- JupyterLab log ---\n{jupyter_lab.log_tail()}")
-        raise
 
 
 def _scenario(page: Any, lab: JupyterLab, start_bokeh_server: StartBokehServer) -> None:
@@ -185,13 +186,8 @@ def test_a_view_older_than_its_token_reconnects_when_only_the_browser_lost_its_c
     token (the server refuses the expired one), and follow the kernel's changes again
     (issue 12, item 3)."""
     page = chromium_page
-    try:
+    with failure_artifacts(page, "view_token_renewal", jupyter_lab.log_tail):
         _renewal_scenario(page, jupyter_lab, start_bokeh_server)
-    except BaseException:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "view_token_renewal_failure.png"))
-        print(f"--- JupyterLab log ---\n{jupyter_lab.log_tail()}")
-        raise
 
 
 def _renewal_scenario(page: Any, lab: JupyterLab, start_bokeh_server: StartBokehServer) -> None:

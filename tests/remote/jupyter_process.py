@@ -26,6 +26,7 @@ from bokeh_server import BokehServer, find_free_port
 from browser_support import (
     allow_root_args,
     lab_settings_args,
+    path_with_this_interpreter,
     spawn_logged,
     stop_process_group,
     wait_until_answers,
@@ -126,6 +127,7 @@ def start_jupyter(
     argv += list(extra_args)
     env = dict(
         os.environ,
+        PATH=path_with_this_interpreter(),
         JUPYTER_CONFIG_DIR=str(config_dir),
         JUPYTER_RUNTIME_DIR=str(workdir / "runtime"),  # the port registry goes there too
     )

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import pytest
 from bokeh_server import BokehServer, find_free_port
 from browser_support import (
+    failure_artifacts,
     open_notebook,
     run_all_cells,
     run_in_new_cell,
@@ -72,14 +73,11 @@ def test_live_view_goes_through_the_jupyter_proxy(tmp_path: Path, chromium_page:
     ):
         jupyter = start_jupyter(tmp_path, kind="lab")
         try:
-            _scenario(page, jupyter, bokeh)
-            _fallback(page, open_bokeh)
-        except BaseException:
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "remote_proxy_failure.png"))
-            print(f"--- Jupyter log ---\n{jupyter.log_tail()}")
-            print(f"--- Bokeh log ---\n{bokeh.log_text()[-3000:]}")
-            raise
+            with failure_artifacts(
+                page, "remote_proxy", jupyter.log_tail, lambda: bokeh.log_text()[-3000:]
+            ):
+                _scenario(page, jupyter, bokeh)
+                _fallback(page, open_bokeh)
         finally:
             jupyter.stop()
 
