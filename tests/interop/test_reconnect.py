@@ -213,13 +213,15 @@ def test_token_expired_before_reconnect_gets_a_fresh_token(
         session = pull_session(
             url=_through_relay(server, relay, "basic"),
             secret_key=secret,
-            token_expiration=1,
+            # bokeh counts the expiry in whole seconds from the minting, so a token of
+            # N s is valid for N-1 to N s: 4 leaves the first connect 3 s on a busy machine.
+            token_expiration=4,
             reconnect=FAST,
         )
         watch = StateWatch(session)
         relay.cut()
         lost_at = watch.wait_for(SessionState.RECONNECTING)
-        threading.Event().wait(2.1)  # outlive the 1 s token: the point of this test
+        threading.Event().wait(4.1)  # outlive the 4 s token: the point of this test
         relay.restore()
         session.force_roundtrip()
         watch.wait_for(SessionState.CONNECTED, after=lost_at)

@@ -211,8 +211,11 @@
     const standalone = Bokeh.require("embed/standalone");
     entry.wsUrl = wsUrl;
     // No page query string: it is the notebook page's (it may carry its token).
+    // The first pull renews the token too: a page (or a browser) that takes long to
+    // load the view must not find the kernel's token expired.
     const session = await connection.pull_session(
-      wsUrl, token === undefined ? entry.config.token : token, null);
+      wsUrl, token === undefined ? renewedToken(entry.config.token, entry.receivedAtMs,
+                                                Date.now()) : token, null);
     if (!live(entry)) {
       session.close();
       throw new Error("the view was replaced");
