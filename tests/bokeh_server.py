@@ -41,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -271,8 +272,6 @@ class BokehServer:
         a second. Tests that give a session a short timeout warm the app first, so
         the timeout measures what they test, not the server's start-up.
         """
-        import urllib.request
-
         with urllib.request.urlopen(self.http_url(app), timeout=60) as page:
             page.read()
 

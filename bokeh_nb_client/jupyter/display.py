@@ -268,7 +268,8 @@ def wants_inline() -> bool:
     return in_kernel()
 
 
-def _load_timeout() -> float:
+def view_load_timeout() -> float:
+    """``BokehClient.view_load_timeout`` of the loaded extension (15 s without one)."""
     from . import current_config
 
     config = current_config()

@@ -72,7 +72,7 @@ import ipywidgets as widgets
 from ..client import ClientSession
 from ..discovery import ServerListing
 from ..session import AsyncClientSession
-from ..status import SessionState, SessionStatus
+from ..status import SessionStatus
 from ._ipython import get_ipython
 from .panel_actions import OwnedTasks, ViewArea, run_action
 from .panel_browser import ServerBrowser
@@ -407,8 +407,6 @@ class StatusPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
                 row.render(status)
             except Exception:
                 log.exception("the status panel could not show a status update")
-            if status.state is SessionState.CLOSED:
-                self._views.session_closed(status.session_id)
         self._update_header()
 
     def _update_header(self) -> None:

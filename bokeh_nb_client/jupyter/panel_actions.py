@@ -30,7 +30,13 @@ from ..engine import get_engine
 from ..exceptions import BokehClientError
 from ..session import AsyncClientSession
 from ..status import SessionState, SessionStatus
-from .display import closed_view, detached_view, inline_view, view_route
+from .display import (
+    closed_view,
+    detached_view,
+    inline_view,
+    view_load_timeout,
+    view_route,
+)
 from .panel_rows import SessionRowView
 from .panel_text import now, redact
 from .rendering import short_id
@@ -188,14 +194,10 @@ class ViewArea(widgets.Output):  # type: ignore[misc]  # ipywidgets is untyped
             self._unsubscribe = None
 
     def _render_live(self, session: Steerable) -> None:
-        from . import current_config
-
-        config = current_config()
-        timeout = float(config.view_load_timeout) if config is not None else 15.0
         view = inline_view(
             session.app_url,
             session.id,
-            load_timeout=timeout,
+            load_timeout=view_load_timeout(),
             # The same route as %bokeh_show's views (direct, or the Jupyter server's proxy).
             route=view_route(session.app_url),
             token=session.token,  # minted now, with the session's token_expiration

@@ -47,6 +47,7 @@ from .display import (
     in_kernel,
     inline_view,
     new_display_id,
+    view_load_timeout,
     view_route,
 )
 
@@ -189,15 +190,13 @@ class LiveViews:
                 pass
 
     def _live(self, followed: _Followed, display_id: str) -> object:
-        from .display import _load_timeout
-
         session = followed.session
         token = session.token if session is not None else None
         return inline_view(
             followed.app_url,
             followed.session_id,
             model=followed.models.get(display_id),
-            load_timeout=_load_timeout(),
+            load_timeout=view_load_timeout(),
             route=view_route(followed.app_url),
             token=token,
             key=display_id,

@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 from bokeh_server import StartBokehServer
 from browser_support import (
+    BROWSER_ARTIFACTS,
     failure_artifacts,
     open_notebook,
     run_all_cells,
@@ -40,8 +41,7 @@ from lab_process import JupyterLab, start_kernel_session, wait_for_kernel_connec
 
 pytestmark = pytest.mark.browser
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO_ROOT / "test-artifacts" / "browser"
+ARTIFACTS = BROWSER_ARTIFACTS
 NOTEBOOK = "inline_show.ipynb"
 CHANGED = "changed from the kernel"
 TIMEOUT_MS = 30_000

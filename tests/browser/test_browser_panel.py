@@ -19,14 +19,19 @@ from typing import Any
 
 import pytest
 from bokeh_server import StartBokehServer
-from browser_support import failure_artifacts, open_notebook, run_all_cells, write_notebook
+from browser_support import (
+    BROWSER_ARTIFACTS,
+    failure_artifacts,
+    open_notebook,
+    run_all_cells,
+    write_notebook,
+)
 from lab_process import JupyterLab, start_kernel_session, wait_for_kernel_connection
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO_ROOT / "test-artifacts" / "browser"
+ARTIFACTS = BROWSER_ARTIFACTS
 NOTEBOOK = "status_panel.ipynb"
 TIMEOUT_MS = 30_000
 

@@ -25,14 +25,14 @@ from typing import Any
 
 import pytest
 from bokeh_server import BokehServer, StartBokehServer
-from browser_support import open_notebook, run_all_cells
+from browser_support import BROWSER_ARTIFACTS, open_notebook, run_all_cells
 from lab_process import JupyterLab, start_kernel_session, wait_for_kernel_connection
 
 pytestmark = pytest.mark.browser
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO_ROOT / "notebooks"
-ARTIFACTS = REPO_ROOT / "test-artifacts" / "browser"
+ARTIFACTS = BROWSER_ARTIFACTS
 TOURS = sorted(path.name for path in NOTEBOOKS.glob("*.ipynb"))
 TIMEOUT_MS = 120_000
 

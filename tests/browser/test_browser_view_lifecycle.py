@@ -25,12 +25,12 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 import pytest
 from bokeh_server import StartBokehServer
 from browser_support import (
+    BROWSER_ARTIFACTS,
     failure_artifacts,
     open_notebook,
     run_all_cells,
@@ -41,8 +41,7 @@ from lab_process import JupyterLab, start_kernel_session, wait_for_kernel_connec
 
 pytestmark = pytest.mark.browser
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO_ROOT / "test-artifacts" / "browser"
+ARTIFACTS = BROWSER_ARTIFACTS
 NOTEBOOK = "view_lifecycle.ipynb"
 CHANGED = "changed after the restart"
 TOKEN_LIFETIME = 3  # seconds: the views are older than this when the server restarts

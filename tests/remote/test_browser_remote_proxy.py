@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import pytest
 from bokeh_server import BokehServer, find_free_port
 from browser_support import (
+    BROWSER_ARTIFACTS,
     failure_artifacts,
     open_notebook,
     run_all_cells,
@@ -39,8 +40,7 @@ from testapps import app_paths
 
 pytestmark = pytest.mark.browser
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO_ROOT / "test-artifacts" / "browser"
+ARTIFACTS = BROWSER_ARTIFACTS
 NOTEBOOK = "remote_proxy.ipynb"
 CHANGED = "changed from the kernel, through the proxy"
 TIMEOUT_MS = 30_000

@@ -101,16 +101,10 @@
   }
 
   function watch(entry, doc) {
-    doc.on_event("connection_lost", function (_, event) {
+    doc.on_event("connection_lost", function () {
+      // BokehJS does not retry (quiet() turned reconnect_session off where it exists,
+      // and before 3.8 it never retries): the view does.
       if (!live(entry) || entry.session == null || entry.session.document !== doc) { return; }
-      if (event.timeout != null) {
-        // BokehJS reconnects by itself (only if reconnect_session could not be
-        // turned off): say so and let it.
-        say(entry, "disconnected", "Disconnected from the Bokeh server at " +
-            entry.config.appUrl + "; reconnecting in " +
-            Math.max(0, Math.round(event.timeout / 1000)) + " s.");
-        return;
-      }
       autoReconnect(entry);
     });
     doc.on_event("client_reconnected", function () {
@@ -148,7 +142,7 @@
     }, delay);
   }
 
-  // The token for a manual reconnect. The kernel's token may have expired by now
+  // The token a view pulls with. The kernel's token may have expired by now
   // (the view is older than the session's token_expiration; the server refuses it
   // with "Token is expired"). An unsigned token (bokeh's default, no
   // BOKEH_SECRET_KEY) is nothing but its payload, base64url-encoded JSON, which the
@@ -174,8 +168,8 @@
       .replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
   }
 
-  // A new client session for the view, with the kernel's newest token for it,
-  // renewed if it can be (see renewedToken). The old content stays until the new
+  // A new client session for the view (pullInto renews the kernel's token). The
+  // old content stays until the new
   // document is there. ``automatic``: an attempt of autoReconnect, which tries
   // again when it fails; else the user's click.
   function reconnect(entry, automatic) {
@@ -189,8 +183,7 @@
       entry.attempts = 0;
       say(entry, "loading", "Reconnecting to " + entry.config.appUrl + " …");
     }
-    const token = renewedToken(entry.config.token, entry.receivedAtMs, Date.now());
-    pullInto(entry, entry.wsUrl, anchor, [], false, token, true).then(function () {
+    pullInto(entry, entry.wsUrl, anchor, [], false, true).then(function () {
       if (live(entry)) { reconnected(entry); }
     }, function (error) {
       if (!live(entry)) { return; }
@@ -205,17 +198,16 @@
     });
   }
 
-  async function pullInto(entry, wsUrl, element, roots, useForTitle, token, replace) {
+  async function pullInto(entry, wsUrl, element, roots, useForTitle, replace) {
     const Bokeh = window.Bokeh;
     const connection = Bokeh.require("client/connection");
     const standalone = Bokeh.require("embed/standalone");
     entry.wsUrl = wsUrl;
     // No page query string: it is the notebook page's (it may carry its token).
-    // The first pull renews the token too: a page (or a browser) that takes long to
-    // load the view must not find the kernel's token expired.
-    const session = await connection.pull_session(
-      wsUrl, token === undefined ? renewedToken(entry.config.token, entry.receivedAtMs,
-                                                Date.now()) : token, null);
+    // Every pull renews the kernel's token (see renewedToken): a reconnect, and a
+    // first load that took long, must not find it expired.
+    const token = renewedToken(entry.config.token, entry.receivedAtMs, Date.now());
+    const session = await connection.pull_session(wsUrl, token, null);
     if (!live(entry)) {
       session.close();
       throw new Error("the view was replaced");
