@@ -101,9 +101,18 @@ def _scenario(page: Any, lab: JupyterLab, start_bokeh_server: StartBokehServer) 
     server.restart()
 
     # 3. The old views follow the reconnected session with fresh tokens.
+    # A request waits for the reconnect a short grace (3 s), then raises
+    # ServerUnreachable: a restart on a busy machine can take longer, so the cell
+    # asks again, as a user would, until the session is back.
     run_in_new_cell(
         page,
-        "s.force_roundtrip()\n"
+        "from bokeh_nb_client.exceptions import ServerUnreachable\n"
+        "for _ in range(40):\n"
+        "    try:\n"
+        "        s.force_roundtrip()\n"
+        "        break\n"
+        "    except ServerUnreachable:\n"
+        "        pass\n"
         f's.document.get_model_by_name("div").text = "{CHANGED}"\n'
         "s.force_roundtrip()",
     )
